@@ -1,0 +1,47 @@
+# protoserve — `make serve` and `make test` work from a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_MODEL ?= models/demo
+SERVE_ARGS ?=
+PYTEST_ARGS ?=
+BUF := .tools/node_modules/.bin/buf
+
+.PHONY: install serve test proto proto-lint lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, pinned, so no other requirement can pull a CUDA build.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+$(DEMO_MODEL)/config.json: | $(STAMP)
+	$(BIN)/protoserve demo-model $(DEMO_MODEL)
+
+serve: $(STAMP) $(DEMO_MODEL)/config.json
+	$(BIN)/protoserve serve $(DEMO_MODEL) --served-model-name demo $(SERVE_ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+proto: $(STAMP)
+	$(BIN)/python proto/build.py
+
+$(BUF):
+	mkdir -p .tools && cd .tools && npm install --silent --no-fund --no-audit @bufbuild/buf@1.75.0
+
+proto-lint: $(STAMP) $(BUF)
+	$(BIN)/python proto/build.py --descriptor-set .tools/protoserve.binpb
+	cd proto && ../$(BUF) lint ../.tools/protoserve.binpb --path protoserve --config buf.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check engine service rest_bridge tests proto/build.py
+
+clean:
+	rm -rf $(VENV) .tools models .pytest_cache

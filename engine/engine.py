@@ -1,0 +1,222 @@
+"""LLMEngine: the synchronous core. One step = schedule -> execute -> sample -> update.
+
+Not thread-safe: one thread drives it (AsyncEngine's step thread, or a test)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import structlog
+import torch
+
+from engine.attention import create_backend, default_backend
+from engine.config import EngineConfig
+from engine.errors import InvalidParameter, RequestAlreadyExists
+from engine.kv_cache import KVCacheManager, allocate_kv_tensors, bytes_per_block
+from engine.loader import load_model, read_checkpoint
+from engine.model_runner import ModelRunner
+from engine.outputs import EngineStats, RequestOutput
+from engine.request import Request, RequestStatus
+from engine.sampler import Sampler
+from engine.sampling_params import SamplingParams
+from engine.scheduler import Scheduler, SchedulerOutput
+from engine.stopping import StopChecker
+
+log = structlog.get_logger(__name__)
+
+
+class LLMEngine:
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.device = config.torch_device
+        checkpoint = read_checkpoint(config.model.model_dir)
+        self.architecture = checkpoint.architecture
+        self.dtype = config.model.torch_dtype(self.device, checkpoint.dtype_name)
+        self._max_model_len = config.model.resolve_max_model_len(checkpoint.max_position_embeddings)
+        self._eos_token_ids = checkpoint.eos_token_ids
+        self._check_scheduler_config()
+        _limit_cpu_threads(self.device)
+        backend = create_backend(default_backend(self.device))
+        self.model = load_model(checkpoint, backend, self.dtype, self.device)
+        num_blocks = self._num_kv_blocks()
+        self.kv_cache = KVCacheManager(num_blocks, config.cache.block_size)
+        self.runner = ModelRunner(
+            self.model, backend, self._kv_tensors(num_blocks), config.cache.block_size, self.device
+        )
+        self.scheduler = Scheduler(config.scheduler, self.kv_cache)
+        self.sampler = Sampler(self.vocab_size, self._eos_token_ids, self.device, config.model.seed)
+        self.stop_checker = StopChecker(self._eos_token_ids, self._max_model_len)
+
+    # -- the step ------------------------------------------------------------------------
+    def step(self) -> list[RequestOutput]:
+        batch = self.scheduler.schedule()
+        if batch.is_empty:
+            return []
+        logits = self.runner.execute(batch)
+        token_ids = self.sampler.sample(logits, batch.sampling_sequences)
+        return self._update(batch, token_ids)
+
+    def _update(self, batch: SchedulerOutput, token_ids: list[int]) -> list[RequestOutput]:
+        outputs = []
+        for request in self.scheduler.update_from_output(batch, token_ids):
+            decision = self.stop_checker.check(request)
+            if decision is not None:
+                self._finish(request.request_id, decision.status, decision.stop_token_id)
+            outputs.append(_output(request, request.output_token_ids[-1:]))
+        return outputs
+
+    # -- requests ------------------------------------------------------------------------
+    def validate_request(
+        self, request_id: str, prompt_token_ids: list[int], params: SamplingParams
+    ) -> None:
+        """Raise InvalidParameter for a bad request. Reads only immutable engine facts, so
+        any thread may call it."""
+        if not isinstance(request_id, str) or not request_id:
+            raise InvalidParameter("request_id", "request_id must be a non-empty string")
+        if len(prompt_token_ids) == 0:
+            raise InvalidParameter("prompt", "The prompt must not be empty.")
+        if len(prompt_token_ids) >= self._max_model_len:
+            raise InvalidParameter(
+                "input_tokens",
+                f"This model's maximum context length is {self._max_model_len} tokens; the "
+                f"prompt has {len(prompt_token_ids)}, leaving no room to generate.",
+            )
+        bad = [t for t in prompt_token_ids if not 0 <= t < self.vocab_size]
+        if bad:
+            raise InvalidParameter(
+                "prompt", f"token id {bad[0]} is outside the vocabulary [0, {self.vocab_size})"
+            )
+        params.validate(self.vocab_size)
+
+    def add_request(
+        self, request_id: str, prompt_token_ids: list[int], params: SamplingParams
+    ) -> None:
+        self.validate_request(request_id, prompt_token_ids, params)
+        if self.scheduler.get_request(request_id) is not None:
+            raise RequestAlreadyExists(request_id)
+        request = Request(request_id, list(prompt_token_ids), params, time.monotonic())
+        self.scheduler.add_request(request)
+        self.sampler.add_request(request_id, params)
+
+    def abort_request(self, request_id: str) -> RequestOutput | None:
+        """Finish a request now and free its blocks; its final (ABORT) output, or None if
+        the id is unknown or already finished."""
+        request = self.scheduler.get_request(request_id)
+        if request is None:
+            return None
+        self._finish(request_id, RequestStatus.FINISHED_ABORTED)
+        log.info("request aborted", request_id=request_id, output_tokens=request.num_output_tokens)
+        return _output(request, [])
+
+    def _finish(
+        self, request_id: str, status: RequestStatus, stop_token_id: int | None = None
+    ) -> None:
+        request = self.scheduler.finish_request(request_id, status, stop_token_id)
+        self.sampler.remove_request(request_id)
+        log.debug(
+            "request finished", request_id=request_id, status=status.name,
+            prompt_tokens=request.num_prompt_tokens, output_tokens=request.num_output_tokens,
+        )  # fmt: skip
+
+    def has_unfinished_requests(self) -> bool:
+        return self.scheduler.has_unfinished_requests()
+
+    def stats(self) -> EngineStats:
+        return EngineStats(
+            num_running=self.scheduler.num_running,
+            num_waiting=self.scheduler.num_waiting,
+            num_kv_blocks_total=self.kv_cache.num_blocks,
+            num_kv_blocks_free=self.kv_cache.num_free_blocks,
+            block_size=self.kv_cache.block_size,
+        )
+
+    def check_integrity(self) -> None:
+        """Every KV block free or owned exactly once (O(blocks): tests call it)."""
+        self.kv_cache.check_integrity()
+        self.check_no_leaks()
+
+    def check_no_leaks(self) -> None:
+        """With no request left, every block is free (O(1): run whenever idle)."""
+        if not self.has_unfinished_requests():
+            assert self.kv_cache.num_free_blocks == self.kv_cache.num_blocks, "leaked KV blocks"
+
+    # -- facts ---------------------------------------------------------------------------
+    @property
+    def max_model_len(self) -> int:
+        return self._max_model_len
+
+    @property
+    def vocab_size(self) -> int:
+        return self.model.vocab_size
+
+    @property
+    def eos_token_ids(self) -> tuple[int, ...]:
+        return self._eos_token_ids
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
+    # -- set-up --------------------------------------------------------------------------
+    def _check_scheduler_config(self) -> None:
+        sched = self.config.scheduler
+        if not sched.enable_chunked_prefill and sched.max_num_batched_tokens < self._max_model_len:
+            raise ValueError(
+                f"without chunked prefill, max_num_batched_tokens ({sched.max_num_batched_tokens}) "
+                f"must be >= max_model_len ({self._max_model_len})"
+            )
+
+    def _kv_tensors(self, num_blocks: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        model = self.model
+        return allocate_kv_tensors(
+            model.num_layers, num_blocks, self.config.cache.block_size, model.num_kv_heads,
+            model.head_dim, self.dtype, self.device,
+        )  # fmt: skip
+
+    def _num_kv_blocks(self) -> int:
+        model, cache = self.model, self.config.cache
+        per_block = bytes_per_block(
+            model.num_layers, cache.block_size, model.num_kv_heads, model.head_dim, self.dtype
+        )
+        wanted_tokens = self.config.scheduler.max_num_seqs * self._max_model_len
+        num_blocks = cache.resolve_num_blocks(per_block, wanted_tokens)
+        if num_blocks * cache.block_size < self._max_model_len:
+            raise ValueError(
+                f"the KV cache holds {num_blocks * cache.block_size} tokens, fewer than "
+                f"max_model_len={self._max_model_len}: give it more memory or lower max_model_len"
+            )
+        log.info(
+            "kv cache sized",
+            model=self.architecture,
+            num_blocks=num_blocks,
+            block_size=cache.block_size,
+            tokens=num_blocks * cache.block_size,
+            mib=round(num_blocks * per_block / 2**20, 1),
+            max_model_len=self._max_model_len,
+        )
+        return num_blocks
+
+
+def _output(request: Request, new_token_ids: list[int]) -> RequestOutput:
+    return RequestOutput(
+        request_id=request.request_id,
+        new_token_ids=new_token_ids,
+        finished=request.is_finished,
+        finish_reason=request.status.finish_reason,
+        stop_token_id=request.stop_token_id,
+        num_prompt_tokens=request.num_prompt_tokens,
+        num_cached_tokens=0,
+        num_output_tokens=request.num_output_tokens,
+    )
+
+
+def _limit_cpu_threads(device: torch.device) -> None:
+    """One intra-op thread per usable core (torch may count cores this process can't use)."""
+    if device.type != "cpu":
+        return
+    usable = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+    if torch.get_num_threads() > usable:
+        torch.set_num_threads(usable)

@@ -1,0 +1,64 @@
+"""Protobuf results to the JSON pieces every OpenAI response shares: finish reasons,
+stop reasons, usage, ids and timestamps."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from importlib import metadata
+
+from fastapi import Request
+
+from protoserve.common.v1 import output_pb2
+
+_FINISH = {
+    output_pb2.FINISH_REASON_STOP: "stop",
+    output_pb2.FINISH_REASON_LENGTH: "length",
+    output_pb2.FINISH_REASON_ABORT: "abort",
+    output_pb2.FINISH_REASON_TOOL_CALLS: "tool_calls",
+    output_pb2.FINISH_REASON_REPETITION: "repetition",
+}
+
+
+def version() -> str:
+    try:
+        return metadata.version("protoserve")
+    except metadata.PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+def system_fingerprint() -> str:
+    return f"protoserve-{version()}"
+
+
+def finish_reason(info: output_pb2.FinishInfo) -> str | None:
+    return _FINISH.get(info.reason)
+
+
+def stop_reason(info: output_pb2.FinishInfo) -> str | int | None:
+    matched = info.WhichOneof("matched")
+    return getattr(info, matched) if matched else None
+
+
+def usage(totals: output_pb2.Usage) -> dict:
+    return {
+        "prompt_tokens": totals.prompt_tokens,
+        "completion_tokens": totals.completion_tokens,
+        "total_tokens": totals.total_tokens,
+    }
+
+
+def add_usage(total: output_pb2.Usage, more: output_pb2.Usage) -> None:
+    total.prompt_tokens += more.prompt_tokens
+    total.completion_tokens += more.completion_tokens
+    total.total_tokens += more.total_tokens
+    total.cached_tokens += more.cached_tokens
+
+
+def request_id(request: Request, body_request_id: str | None) -> str:
+    """X-Request-Id header, else the body's request_id, else a random id."""
+    return request.headers.get("x-request-id") or body_request_id or uuid.uuid4().hex
+
+
+def now() -> int:
+    return int(time.time())

@@ -1,0 +1,210 @@
+"""The sampling, stopping and output fields that completions and chat share (the
+OpenAI fields plus vLLM's extras), and their translation to protobuf sub-messages.
+
+Ranges are checked by the service, so gRPC and REST callers get the same errors; here
+only what protobuf cannot carry (types, integer widths, non-integer logit_bias keys) is
+rejected."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from protoserve.common.v1 import params_pb2
+from rest_bridge.errors import bad_request
+
+log = structlog.get_logger(__name__)
+
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+REMOVED_GUIDED_FIELDS = (
+    "guided_json", "guided_regex", "guided_choice", "guided_grammar",
+    "guided_decoding_backend", "guided_whitespace_pattern",
+)
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool | None = False
+    continuous_usage_stats: bool | None = False
+
+
+class SamplingFields(BaseModel):
+    """Fields of /v1/completions and /v1/chat/completions with the same meaning."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: Int32 | None = None
+    min_p: float | None = None
+    n: Int32 | None = 1
+    seed: Int64 | None = None
+    use_beam_search: bool = False
+    length_penalty: float | None = None
+    presence_penalty: float | None = 0.0
+    frequency_penalty: float | None = 0.0
+    repetition_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    allowed_token_ids: list[TokenId] | None = None
+    bad_words: list[str] | None = None
+    stop: str | list[str] | None = None
+    stop_token_ids: list[TokenId] | None = None
+    include_stop_str_in_output: bool = False
+    ignore_eos: bool = False
+    min_tokens: Int32 = 0
+    skip_special_tokens: bool = True
+    spaces_between_special_tokens: bool = True
+    truncate_prompt_tokens: Int32 | None = None
+    truncation_side: Literal["left", "right"] | None = None
+    prompt_logprobs: Int32 | None = None
+    logprob_token_ids: list[TokenId] | None = None
+    return_tokens_as_token_ids: bool | None = None
+    return_token_ids: bool | None = None
+    echo: bool = False
+    priority: Int64 = 0
+    request_id: str | None = None
+    cache_salt: str | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    response_format: dict[str, Any] | None = None
+    structured_outputs: dict[str, Any] | None = None
+    stream_interval: Int32 | None = None
+
+    def check_stream_options(self) -> None:
+        if self.stream_options is not None and not self.stream:
+            raise bad_request("Stream options can only be defined when `stream=True`.",
+                              "stream_options")
+
+    def warn_removed_fields(self) -> None:
+        extra = self.model_extra or {}
+        for name in REMOVED_GUIDED_FIELDS:
+            if name in extra:
+                log.warning("removed field ignored; use structured_outputs", field=name)
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+def sampling_params(req: SamplingFields) -> params_pb2.SamplingParams:
+    return params_pb2.SamplingParams(
+        temperature=req.temperature, top_p=req.top_p, top_k=req.top_k, min_p=req.min_p,
+        seed=req.seed, n=req.n, use_beam_search=req.use_beam_search,
+        length_penalty=req.length_penalty,
+        best_of=(req.model_extra or {}).get("best_of"),
+    )
+
+
+def penalty_params(req: SamplingFields) -> params_pb2.PenaltyParams:
+    return params_pb2.PenaltyParams(
+        presence_penalty=req.presence_penalty or 0.0,
+        frequency_penalty=req.frequency_penalty or 0.0,
+        repetition_penalty=req.repetition_penalty,
+        logit_bias=_logit_bias(req.logit_bias),
+        allowed_token_ids=req.allowed_token_ids,
+        bad_words=req.bad_words,
+    )
+
+
+def _logit_bias(bias: dict[str, float] | None) -> dict[int, float]:
+    out = {}
+    for key, value in (bias or {}).items():
+        try:
+            token_id = int(key)
+        except ValueError:
+            raise bad_request(f"logit_bias keys must be token ids, got {key!r}.",
+                              "logit_bias") from None
+        if not 0 <= token_id < 2**32:
+            raise bad_request(f"logit_bias token id {token_id} is out of range.", "logit_bias")
+        out[token_id] = value
+    return out
+
+
+def stopping_params(req: SamplingFields, max_tokens: int | None) -> params_pb2.StoppingParams:
+    stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+    if max_tokens is not None and not -(2**31) <= max_tokens < 2**31:
+        raise bad_request(f"max_tokens must be at least 1, got {max_tokens}.", "max_tokens")
+    return params_pb2.StoppingParams(
+        max_tokens=max_tokens, min_tokens=req.min_tokens, stop=stop,
+        stop_token_ids=req.stop_token_ids, ignore_eos=req.ignore_eos,
+        include_stop_str_in_output=req.include_stop_str_in_output,
+    )
+
+
+def output_options(req: SamplingFields, logprobs: int | None) -> params_pb2.OutputOptions:
+    return params_pb2.OutputOptions(
+        logprobs=logprobs,
+        prompt_logprobs=req.prompt_logprobs,
+        logprob_token_ids=req.logprob_token_ids,
+        skip_special_tokens=req.skip_special_tokens,
+        spaces_between_special_tokens=req.spaces_between_special_tokens,
+        return_tokens_as_token_ids=bool(req.return_tokens_as_token_ids),
+        echo=req.echo,
+        return_prompt_token_ids=bool(req.return_token_ids),
+        continuous_usage_stats=bool(
+            req.stream_options and req.stream_options.continuous_usage_stats
+        ),
+        stream_interval=req.stream_interval,
+    )
+
+
+def prompt_options(req: SamplingFields, add_special_tokens: bool) -> params_pb2.PromptOptions:
+    side = {
+        "left": params_pb2.TRUNCATION_SIDE_LEFT,
+        "right": params_pb2.TRUNCATION_SIDE_RIGHT,
+        None: params_pb2.TRUNCATION_SIDE_UNSPECIFIED,
+    }[req.truncation_side]
+    return params_pb2.PromptOptions(
+        add_special_tokens=add_special_tokens,
+        truncate_prompt_tokens=req.truncate_prompt_tokens,
+        truncation_side=side,
+    )
+
+
+def structured_output(req: SamplingFields) -> params_pb2.StructuredOutput | None:
+    """response_format and structured_outputs as one constraint (response_format wins)."""
+    spec = dict(req.structured_outputs or {})
+    fmt = req.response_format or {}
+    if fmt.get("type") == "json_object":
+        spec = {**spec, "json_object": True}
+    elif fmt.get("type") == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        if schema is None:
+            raise bad_request("response_format json_schema needs `json_schema.schema`.",
+                              "response_format")
+        spec = {**spec, "json": schema}
+    elif fmt.get("type") not in (None, "text"):
+        spec = {**spec, "structural_tag": json.dumps(fmt)}
+    return _constraint(spec) if spec else None
+
+
+def _constraint(spec: dict[str, Any]) -> params_pb2.StructuredOutput:
+    kinds = [k for k in ("choice", "regex", "json", "grammar", "json_object", "structural_tag")
+             if spec.get(k) not in (None, False)]
+    if len(kinds) != 1:
+        raise bad_request(
+            "You can only use one kind of structured outputs constraint but got "
+            f"{len(kinds)}: {kinds}", "structured_outputs")
+    out = params_pb2.StructuredOutput(
+        disable_any_whitespace=bool(spec.get("disable_any_whitespace")),
+        disable_additional_properties=bool(spec.get("disable_additional_properties")),
+        whitespace_pattern=spec.get("whitespace_pattern") or "",
+    )
+    kind, value = kinds[0], spec[kinds[0]]
+    if kind == "choice":
+        out.choice.choices.extend(str(v) for v in value)
+    elif kind == "json":
+        out.json_schema = value if isinstance(value, str) else json.dumps(value)
+    elif kind == "json_object":
+        out.json_object = True
+    elif kind == "structural_tag":
+        out.structural_tag = value if isinstance(value, str) else json.dumps(value)
+    else:
+        setattr(out, kind, str(value))
+    return out

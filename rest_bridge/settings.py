@@ -1,0 +1,15 @@
+"""The bridge's settings, built by the CLI (or by tests) and passed to create_app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    # Where the gRPC service listens: "host:port" or "unix:/path.sock".
+    grpc_target: str = "127.0.0.1:50051"
+    host: str = "0.0.0.0"
+    port: int = 8000
+    # Seconds a request may wait for the service to answer its first byte.
+    grpc_connect_timeout: float = 30.0

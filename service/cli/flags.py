@@ -1,0 +1,164 @@
+"""Every command-line flag in one table, and their layered resolution:
+command line > environment (PROTOSERVE_<FLAG>) > --config YAML > default.
+
+Container platforms configure serverless workers through the environment, as vLLM's
+workers do: MODEL_NAME names the model when none is given, CUSTOM_CHAT_TEMPLATE is the
+chat template, and every flag has a PROTOSERVE_ variable (e.g. PROTOSERVE_MAX_MODEL_LEN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "PROTOSERVE_"
+ENV_ALIASES = {"chat-template": "CUSTOM_CHAT_TEMPLATE"}
+MODEL_ENV = "MODEL_NAME"
+
+
+def parse_size(text: str) -> int:
+    """'4096', '1k', '2K', '8g', '512MiB' -> int (k = 1024)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
+    scale = 1024 ** " kmgt".index(match.group(2).lower() or " ")
+    return int(float(match.group(1)) * scale)
+
+
+def parse_bool(text: str | bool) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+
+
+SERVE, GRPC, BRIDGE = "serve", "grpc", "bridge"
+SERVICE_COMMANDS = frozenset({SERVE, GRPC})
+BRIDGE_COMMANDS = frozenset({SERVE, BRIDGE})
+ALL = frozenset({SERVE, GRPC, BRIDGE})
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    help: str
+    commands: frozenset[str]
+    type: Callable[[str], Any] = str
+    default: Any = None
+    many: bool = False
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.dest.upper()
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag("served-model-name", "Names the (first) model answers to; the first is used in "
+         "responses.", SERVICE_COMMANDS, many=True),
+    Flag("chat-template", "Chat template: a file or the template itself.", SERVICE_COMMANDS),
+    Flag("trust-request-chat-template", "Allow per-request chat templates.", SERVICE_COMMANDS,
+         parse_bool, False),
+    Flag("max-model-len", "Context length (e.g. 2048, 4k); default from the model.",
+         SERVICE_COMMANDS, parse_size),
+    Flag("max-num-seqs", "Most requests in one engine step.", SERVICE_COMMANDS, int, 128),
+    Flag("max-num-batched-tokens", "Token budget of one engine step.", SERVICE_COMMANDS, int, 2048),
+    Flag("block-size", "KV-cache block size in tokens.", SERVICE_COMMANDS, int, 16),
+    Flag("kv-cache-memory", "KV-cache size in bytes (e.g. 2g); default: what "
+         "max-num-seqs x max-model-len needs, at most 2 GiB.", SERVICE_COMMANDS, parse_size),
+    Flag("dtype", "Compute dtype.", SERVICE_COMMANDS, str, "auto",
+         choices=("auto", "float32", "float", "bfloat16", "float16", "half")),
+    Flag("device", "auto, cpu or cuda.", SERVICE_COMMANDS, str, "auto"),
+    Flag("seed", "Global seed.", SERVICE_COMMANDS, int, 0),
+    Flag("grpc-host", "Interface the gRPC service listens on.", SERVICE_COMMANDS, str, "0.0.0.0"),
+    Flag("grpc-port", "gRPC port.", SERVICE_COMMANDS, int, 50051),
+    Flag("host", "Interface the REST bridge listens on.", BRIDGE_COMMANDS, str, "0.0.0.0"),
+    Flag("port", "REST bridge port.", BRIDGE_COMMANDS, int, 8000),
+    Flag("grpc-target", "The service the bridge talks to (host:port or unix:/path).",
+         frozenset({BRIDGE}), str, "127.0.0.1:50051"),
+    Flag("shutdown-timeout", "Seconds in-flight requests get on shutdown.", ALL, float, 10.0),
+    Flag("log-format", "console or json.", ALL, str, "console", choices=("console", "json")),
+    Flag("log-level", "debug, info, warning or error.", ALL, str, "info"),
+)
+
+
+def add_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """Flags default to SUPPRESS so resolve() can tell 'given' from 'defaulted'."""
+    parser.add_argument("--config", help="YAML file of flag values (keys = flag names).",
+                        default=argparse.SUPPRESS)
+    for flag in FLAGS:
+        if command not in flag.commands:
+            continue
+        kwargs: dict[str, Any] = {"help": flag.help, "default": argparse.SUPPRESS,
+                                  "dest": flag.dest}
+        if flag.type is parse_bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs.update(type=flag.type, choices=flag.choices, nargs="+" if flag.many else None)
+        parser.add_argument(f"--{flag.name}", **kwargs)
+
+
+def resolve(command: str, cli: Mapping[str, Any], env: Mapping[str, str] = os.environ) -> dict:
+    """Every flag of `command` at its winning layer's value, keyed by dest."""
+    config = load_config(cli.get("config"))
+    values: dict[str, Any] = {}
+    for flag in FLAGS:
+        if command in flag.commands:
+            values[flag.dest] = _resolve_one(flag, cli, env, config)
+    values["model"] = _models(cli, env, config)
+    return values
+
+
+def _resolve_one(flag: Flag, cli: Mapping[str, Any], env: Mapping[str, str],
+                 config: Mapping[str, Any]) -> Any:
+    if flag.dest in cli:
+        return cli[flag.dest]
+    for variable in (flag.env, ENV_ALIASES.get(flag.name)):
+        if variable and env.get(variable):
+            return _convert(flag, env[variable], split=True)
+    for key in (flag.name, flag.dest):
+        if key in config:
+            return _convert(flag, config[key], split=False)
+    return flag.default
+
+
+def _convert(flag: Flag, value: Any, split: bool) -> Any:
+    if flag.many:
+        items = value.split() if split and isinstance(value, str) else value
+        return [flag.type(v) for v in (items if isinstance(items, list) else [items])]
+    if isinstance(value, bool) and flag.type is not parse_bool:
+        return value
+    return flag.type(value)
+
+
+def _models(cli: Mapping[str, Any], env: Mapping[str, str], config: Mapping[str, Any]) -> list:
+    if cli.get("model"):
+        return list(cli["model"])
+    if env.get(MODEL_ENV):
+        return env[MODEL_ENV].split()
+    configured = config.get("model") or config.get("models") or []
+    return [configured] if isinstance(configured, str) else list(configured)
+
+
+def load_config(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise SystemExit(f"--config {path}: expected a mapping of flag names to values")
+    return data

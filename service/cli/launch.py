@@ -1,0 +1,132 @@
+"""Starting the processes: the gRPC service, the REST bridge, or both (`serve`: the
+service in this process, the bridge in a child process talking to it over a unix
+socket). SIGINT / SIGTERM stop everything cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+def service_config(values: dict[str, Any], uds_path: str | None = None):
+    from service.config import EngineOptions, ModelSpec, ServiceConfig
+
+    if not values["model"]:
+        raise SystemExit("no model given: pass MODEL_DIR (or set MODEL_NAME, or `model:` "
+                         "in --config)")
+    first, *rest = values["model"]
+    specs = [ModelSpec(first, tuple(values["served_model_name"] or ()), values["chat_template"])]
+    specs += [ModelSpec(path) for path in rest]
+    return ServiceConfig(
+        models=tuple(specs),
+        engine=EngineOptions(
+            max_model_len=values["max_model_len"],
+            max_num_seqs=values["max_num_seqs"],
+            max_num_batched_tokens=values["max_num_batched_tokens"],
+            block_size=values["block_size"],
+            dtype=values["dtype"],
+            kv_cache_memory=values["kv_cache_memory"],
+            seed=values["seed"],
+            device=values["device"],
+        ),
+        host=values["grpc_host"],
+        grpc_port=values["grpc_port"],
+        uds_path=uds_path,
+        trust_request_chat_template=values["trust_request_chat_template"],
+        shutdown_timeout=values["shutdown_timeout"],
+    )
+
+
+def run_grpc(values: dict[str, Any]) -> int:
+    return asyncio.run(_run_service(service_config(values), bridge=None))
+
+
+def run_serve(values: dict[str, Any]) -> int:
+    with tempfile.TemporaryDirectory(prefix="protoserve-") as tmp:
+        uds = os.path.join(tmp, "grpc.sock")
+        config = service_config(values, uds_path=uds)
+        return asyncio.run(_run_service(config, bridge=_bridge_command(values, uds)))
+
+
+def _bridge_command(values: dict[str, Any], uds: str) -> list[str]:
+    return [
+        sys.executable, "-m", "service.cli", "bridge", "--grpc-target", f"unix:{uds}",
+        "--host", values["host"], "--port", str(values["port"]),
+        "--log-format", values["log_format"], "--log-level", values["log_level"],
+        "--shutdown-timeout", str(values["shutdown_timeout"]),
+    ]
+
+
+async def _run_service(config, bridge: list[str] | None) -> int:
+    from service.server import Service
+
+    service = await Service.start(config)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    child = subprocess.Popen(bridge) if bridge else None
+    waits = {asyncio.ensure_future(stopping.wait()): "signal",
+             asyncio.ensure_future(service.load_models()): "loaded"}
+    if child is not None:
+        waits[asyncio.ensure_future(asyncio.to_thread(child.wait))] = "bridge exited"
+    code = await _wait_for_stop(waits)
+    if child is not None and child.poll() is None:
+        child.terminate()
+        await asyncio.to_thread(_reap, child, config.shutdown_timeout + 5)
+    await service.stop()
+    for task in waits:
+        task.cancel()
+    return code
+
+
+async def _wait_for_stop(waits: dict[asyncio.Future, str]) -> int:
+    """0 on a stop signal; 1 if loading fails or the bridge dies."""
+    pending = set(waits)
+    while pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            reason = waits[task]
+            if reason == "loaded" and task.exception() is None:
+                continue
+            if reason == "signal":
+                log.info("stopping")
+                return 0
+            error = task.exception() if reason == "loaded" else "exit"
+            log.error("stopping on failure", reason=reason, error=repr(error))
+            return 1
+    return 1
+
+
+def _reap(child: subprocess.Popen, timeout: float) -> None:
+    try:
+        child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def run_bridge(values: dict[str, Any]) -> int:
+    import uvicorn
+
+    from rest_bridge.app import create_app
+    from rest_bridge.settings import BridgeSettings
+
+    settings = BridgeSettings(
+        grpc_target=values["grpc_target"], host=values["host"], port=values["port"]
+    )
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        timeout_graceful_shutdown=int(values["shutdown_timeout"]),
+    )
+    uvicorn.Server(config).run()
+    return 0

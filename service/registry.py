@@ -1,0 +1,73 @@
+"""The models this server serves, by every name they answer to."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from engine import AsyncEngine
+from service.chat import ChatRenderSettings
+from service.errors import Unavailable, model_not_found
+from service.tokenizer import Tokenizer
+
+
+class Capability(enum.Enum):
+    """RPC families a model can serve (mirrors protoserve.models.v1.Capability)."""
+
+    GENERATE = "generate"
+    CHAT = "chat"
+    TOKENIZE = "tokenize"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    names: tuple[str, ...]
+    root: str
+    created: int
+    architecture: str
+    dtype: str
+    engine: AsyncEngine
+    tokenizer: Tokenizer
+    chat: ChatRenderSettings
+    max_model_len: int
+    vocab_size: int
+    eos_token_ids: frozenset[int]
+
+    @property
+    def name(self) -> str:
+        """The name responses carry: the first served name."""
+        return self.names[0]
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        found = {Capability.GENERATE, Capability.TOKENIZE}
+        if self.chat.default_template:
+            found.add(Capability.CHAT)
+        return frozenset(found)
+
+
+class ModelRegistry:
+    def __init__(self) -> None:
+        self._models: list[ServedModel] = []
+        self._by_name: dict[str, ServedModel] = {}
+
+    def add(self, model: ServedModel) -> None:
+        clash = [n for n in model.names if n in self._by_name]
+        if clash:
+            raise ValueError(f"served model name {clash[0]!r} is used twice")
+        self._models.append(model)
+        self._by_name.update({n: model for n in model.names})
+
+    def get(self, name: str) -> ServedModel:
+        """The model served as `name`; empty name: the first model."""
+        if not self._models:
+            raise Unavailable("The server is still loading its models.")
+        if not name:
+            return self._models[0]
+        model = self._by_name.get(name)
+        if model is None:
+            raise model_not_found(name, list(self._by_name))
+        return model
+
+    def all(self) -> list[ServedModel]:
+        return list(self._models)

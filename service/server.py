@@ -1,0 +1,102 @@
+"""The gRPC server: servicers, health, reflection, model loading, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from protoserve.generate.v1 import generate_pb2, generate_pb2_grpc
+from protoserve.models.v1 import models_pb2, models_pb2_grpc
+from protoserve.tokenizer.v1 import tokenizer_pb2, tokenizer_pb2_grpc
+from service.config import ServiceConfig
+from service.inflight import InflightRequests
+from service.interceptors import ErrorInterceptor
+from service.registry import ModelRegistry
+from service.servicers import unimplemented
+from service.servicers.generate import GenerateServicer
+from service.servicers.models import ModelsServicer
+from service.servicers.tokenizer import TokenizerServicer
+
+log = structlog.get_logger(__name__)
+
+SERVED = [
+    generate_pb2.DESCRIPTOR.services_by_name["GenerateService"].full_name,
+    tokenizer_pb2.DESCRIPTOR.services_by_name["TokenizerService"].full_name,
+    models_pb2.DESCRIPTOR.services_by_name["ModelsService"].full_name,
+]
+ALL_SERVICES = SERVED + list(unimplemented.NOT_YET_SERVED)
+
+# Long non-streaming calls survive idle proxies; clients may ping every 10 s.
+SERVER_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+
+
+@dataclass
+class Service:
+    """A started gRPC server and what it serves."""
+
+    config: ServiceConfig
+    server: grpc.aio.Server
+    port: int
+    registry: ModelRegistry
+    health: health.aio.HealthServicer
+    inflight: InflightRequests
+
+    @classmethod
+    async def start(cls, config: ServiceConfig) -> Service:
+        """Listen at once (health NOT_SERVING); call load_models() next."""
+        registry, inflight = ModelRegistry(), InflightRequests()
+        server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=SERVER_OPTIONS)
+        generate_pb2_grpc.add_GenerateServiceServicer_to_server(
+            GenerateServicer(registry, inflight), server
+        )
+        tokenizer_pb2_grpc.add_TokenizerServiceServicer_to_server(TokenizerServicer(registry), server)
+        models_pb2_grpc.add_ModelsServiceServicer_to_server(ModelsServicer(registry), server)
+        server.add_generic_rpc_handlers(unimplemented.generic_handlers())
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            [*ALL_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        )
+        port = server.add_insecure_port(f"{config.host}:{config.grpc_port}")
+        if config.uds_path:
+            server.add_insecure_port(f"unix:{config.uds_path}")
+        await server.start()
+        service = cls(config, server, port, registry, health_servicer, inflight)
+        await service._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        log.info("grpc server listening", host=config.host, port=port, uds=config.uds_path)
+        return service
+
+    async def load_models(self) -> None:
+        """Load every configured model (in a worker thread), then report SERVING."""
+        from service.loading import load_model
+
+        for spec in self.config.models:
+            model = await asyncio.to_thread(
+                load_model, spec, self.config.engine, self.config.trust_request_chat_template
+            )
+            self.registry.add(model)
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self) -> None:
+        """Refuse new work, let in-flight calls finish (bounded), stop the engines."""
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace=self.config.shutdown_timeout)
+        for model in self.registry.all():
+            model.engine.shutdown()
+        log.info("grpc server stopped")
+
+    async def _set_health(self, status: int) -> None:
+        for name in ["", *SERVED]:
+            await self.health.set(name, status)

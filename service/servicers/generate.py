@@ -1,0 +1,232 @@
+"""GenerateService: Generate / GenerateStream (completions), Chat / ChatStream, Abort."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+
+from protoserve.common.v1 import chat_pb2
+from protoserve.generate.v1 import generate_pb2 as pb
+from protoserve.generate.v1 import generate_pb2_grpc
+from service import prompts
+from service.chat import render_prompt
+from service.errors import InvalidArgument
+from service.generation import ChoiceDelta, Finish, GenerationJob
+from service.inflight import InflightRequests
+from service.interceptors import request_id_of
+from service.params import build_params
+from service.registry import ModelRegistry, ServedModel
+from service.servicers import convert
+
+COMPLETION_DEFAULT_MAX_TOKENS = 16
+RESPONSE_ROLE = "assistant"
+
+
+@dataclass
+class _Choice:
+    """A choice accumulated for a unary response."""
+
+    text: str = ""
+    token_ids: list[int] = field(default_factory=list)
+    finish: Finish | None = None
+
+    def add(self, delta: ChoiceDelta) -> None:
+        self.text += delta.text
+        self.token_ids += delta.token_ids
+        self.finish = delta.finish or self.finish
+
+
+class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
+    def __init__(self, registry: ModelRegistry, inflight: InflightRequests):
+        self._registry = registry
+        self._inflight = inflight
+
+    # ----- completions -------------------------------------------------------------
+    async def Generate(
+        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GenerateResponse:
+        job = self._completion_job(request, context)
+        with self._inflight.track(job):
+            choices = await _collect(job, _echo_text(job, request.output.echo))
+        return pb.GenerateResponse(
+            request_id=job.request_id,
+            model=job.model.name,
+            prompt=_prompt_info(job),
+            choices=[
+                pb.CompletionChoice(
+                    index=i, text=c.text, token_ids=c.token_ids, finish=convert.finish_info(c.finish)
+                )
+                for i, c in enumerate(choices)
+            ],
+            usage=convert.usage(job.usage),
+        )
+
+    async def GenerateStream(
+        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.GenerateStreamResponse]:
+        job = self._completion_job(request, context)
+        header = {"request_id": job.request_id, "model": job.model.name}
+        with self._inflight.track(job):
+            first = True
+            async for delta in _with_echo(job.run(), _echo_text(job, request.output.echo)):
+                if first:
+                    first = False
+                    yield pb.GenerateStreamResponse(**header, prompt=_prompt_info(job))
+                message = pb.CompletionDelta(index=delta.index, text=delta.text,
+                                             token_ids=delta.token_ids)
+                _set_finish_and_usage(message, delta, job)
+                yield pb.GenerateStreamResponse(**header, delta=message)
+        yield pb.GenerateStreamResponse(**header, end=pb.StreamEnd(usage=convert.usage(job.usage)))
+
+    def _completion_job(
+        self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> GenerationJob:
+        model = self._registry.get(request.model)
+        if request.suffix:
+            raise InvalidArgument("suffix is not supported by this model.", "suffix")
+        if request.WhichOneof("prompt") == "token_ids":
+            prompt = prompts.from_token_ids(list(request.token_ids.ids), model.vocab_size)
+        else:
+            prompt = prompts.encode_text(
+                request.text, model.tokenizer, request.prompt_options, default_special=True
+            )
+        return self._job(request, context, model, prompt, COMPLETION_DEFAULT_MAX_TOKENS)
+
+    # ----- chat --------------------------------------------------------------------
+    async def Chat(
+        self, request: pb.ChatRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ChatResponse:
+        job = self._chat_job(request, context)
+        role = _response_role(request)
+        with self._inflight.track(job):
+            choices = await _collect(job, _chat_echo(request, role))
+        return pb.ChatResponse(
+            request_id=job.request_id,
+            model=job.model.name,
+            prompt=_prompt_info(job),
+            choices=[
+                pb.ChatChoice(
+                    index=i,
+                    message=chat_pb2.ChatMessage(role=role, content=c.text),
+                    token_ids=c.token_ids,
+                    finish=convert.finish_info(c.finish),
+                )
+                for i, c in enumerate(choices)
+            ],
+            usage=convert.usage(job.usage),
+        )
+
+    async def ChatStream(
+        self, request: pb.ChatRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ChatStreamResponse]:
+        job = self._chat_job(request, context)
+        role = _response_role(request)
+        header = {"request_id": job.request_id, "model": job.model.name}
+        started: set[int] = set()
+        with self._inflight.track(job):
+            async for delta in _with_echo(job.run(), _chat_echo(request, role)):
+                if not started:
+                    yield pb.ChatStreamResponse(**header, prompt=_prompt_info(job))
+                message = pb.ChatDelta(index=delta.index, content=delta.text,
+                                       token_ids=delta.token_ids)
+                if delta.index not in started:
+                    started.add(delta.index)
+                    message.role = role
+                _set_finish_and_usage(message, delta, job)
+                yield pb.ChatStreamResponse(**header, delta=message)
+        yield pb.ChatStreamResponse(**header, end=pb.StreamEnd(usage=convert.usage(job.usage)))
+
+    def _chat_job(self, request: pb.ChatRequest, context: grpc.aio.ServicerContext) -> GenerationJob:
+        if request.tools or request.HasField("tool_choice"):
+            raise InvalidArgument("`tools` are not supported by this server yet.", "tools")
+        model = self._registry.get(request.model)
+        text = render_prompt(list(request.messages), request.template, [], model.chat)
+        prompt = prompts.encode_text(
+            text, model.tokenizer, request.prompt_options, default_special=False
+        )
+        return self._job(request, context, model, prompt, None)
+
+    # ----- shared ------------------------------------------------------------------
+    def _job(self, request, context, model: ServedModel, prompt: prompts.Prompt,
+             default_max_tokens: int | None) -> GenerationJob:
+        if request.HasField("structured_output"):
+            raise InvalidArgument(
+                "`structured_output` is not supported by this server yet.", "structured_output"
+            )
+        if request.priority:
+            raise InvalidArgument(
+                "priority scheduling is not enabled (--scheduling-policy fcfs).", "priority"
+            )
+        prompt = prompts.truncate(prompt, request.prompt_options, model.max_model_len)
+        prompts.check_context(len(prompt.token_ids), model.max_model_len)
+        max_tokens = prompts.generation_budget(
+            request.stopping, default_max_tokens, len(prompt.token_ids), model.max_model_len
+        )
+        params = build_params(request.sampling, request.penalties, request.stopping, request.output,
+                              max_tokens=max_tokens, vocab_size=model.vocab_size)
+        return GenerationJob(request_id_of(context, request.request_id), model, prompt, params)
+
+    async def Abort(
+        self, request: pb.AbortRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AbortResponse:
+        return pb.AbortResponse(aborted=await self._inflight.abort(list(request.request_ids)))
+
+
+async def _collect(job: GenerationJob, echo: str | None) -> list[_Choice]:
+    choices = [_Choice() for _ in range(job.params.output.n)]
+    async for delta in _with_echo(job.run(), echo):
+        choices[delta.index].add(delta)
+    return choices
+
+
+async def _with_echo(deltas: AsyncIterator[ChoiceDelta], echo: str | None):
+    """Prepend `echo` to the first delta of every choice."""
+    echoed: set[int] = set()
+    async for delta in deltas:
+        if echo and delta.index not in echoed:
+            echoed.add(delta.index)
+            delta = dataclasses.replace(delta, text=echo + delta.text)
+        yield delta
+
+
+def _echo_text(job: GenerationJob, echo: bool) -> str | None:
+    if not echo:
+        return None
+    if job.prompt.text is not None:
+        return job.prompt.text
+    return job.model.tokenizer.decode(job.prompt.token_ids)
+
+
+def _response_role(request: pb.ChatRequest) -> str:
+    template = request.template
+    if not template.HasField("add_generation_prompt") or template.add_generation_prompt:
+        return RESPONSE_ROLE
+    return request.messages[-1].role if request.messages else RESPONSE_ROLE
+
+
+def _chat_echo(request: pb.ChatRequest, role: str) -> str | None:
+    """With echo, the last message's content when it has the reply's role."""
+    if not request.output.echo or not request.messages:
+        return None
+    last = request.messages[-1]
+    if last.role != role:
+        return None
+    return last.content or "".join(p.text for p in last.parts if p.WhichOneof("part") == "text")
+
+
+def _prompt_info(job: GenerationJob):
+    settings = job.params.output
+    return convert.prompt_info(
+        job.prompt, job.usage.cached_tokens,
+        with_token_ids=settings.return_prompt_token_ids, with_text=settings.return_prompt_text,
+    )
+
+
+def _set_finish_and_usage(message, delta: ChoiceDelta, job: GenerationJob) -> None:
+    if delta.finish is not None:
+        message.finish.CopyFrom(convert.finish_info(delta.finish))
+    if job.params.output.continuous_usage_stats:
+        message.usage.CopyFrom(convert.usage(job.usage))

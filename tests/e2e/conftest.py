@@ -1,0 +1,100 @@
+"""The real servers: `protoserve serve` (gRPC service + REST bridge in its own process)
+on 127.0.0.1 with free ports, serving the demo model; always stopped at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+STARTUP_SECONDS = 180
+MAX_MODEL_LEN = 512
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Servers:
+    http_url: str
+    grpc_target: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.http_url}/v1"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_healthy(servers: Servers) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if servers.process.poll() is not None:
+            raise RuntimeError(f"protoserve exited early:\n{servers.log()}")
+        try:
+            if httpx.get(f"{servers.http_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"protoserve not healthy after {STARTUP_SECONDS}s:\n{servers.log()}")
+
+
+@pytest.fixture(scope="session")
+def servers(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    http_port, grpc_port = free_port(), free_port()
+    log_path = tmp_path_factory.mktemp("logs") / "protoserve.log"
+    command = [
+        sys.executable, "-m", "service.cli", "serve", str(demo_model_dir),
+        "--served-model-name", "demo", "demo-alias",
+        "--host", "127.0.0.1", "--port", str(http_port),
+        "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port),
+        "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", "16",
+        "--log-format", "json", "--shutdown-timeout", "5",
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    servers = Servers(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, log_path)
+    try:
+        _wait_healthy(servers)
+        yield servers
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert code == 0, f"protoserve exited with {code} on SIGTERM:\n{servers.log()}"
+
+
+@pytest.fixture(scope="session")
+def grpc_channel(servers: Servers) -> Iterator[grpc.Channel]:
+    channel = grpc.insecure_channel(servers.grpc_target)
+    yield channel
+    channel.close()
+
+
+@pytest.fixture(scope="session")
+def openai_client(servers: Servers):
+    import openai
+
+    return openai.OpenAI(base_url=servers.openai_base_url, api_key="unused", max_retries=0,
+                         timeout=60)
