@@ -50,8 +50,13 @@ def descriptor_set(path: Path) -> None:
     from grpc_tools import protoc
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    args = ["protoc", *(f"-I{d}" for d in include_dirs()), "--include_imports",
-            "--include_source_info", f"--descriptor_set_out={path}"]
+    args = [
+        "protoc",
+        *(f"-I{d}" for d in include_dirs()),
+        "--include_imports",
+        "--include_source_info",
+        f"--descriptor_set_out={path}",
+    ]
     if protoc.main(args + proto_files()) != 0:
         raise RuntimeError("protoc failed")
 
@@ -88,8 +93,10 @@ def main() -> None:
         print(f"wrote {args.descriptor_set}")
         return
     generate(args.out_dir)
-    print(f"generated {len(generated_files(args.out_dir))} files under "
-          f"{os.path.relpath(args.out_dir)}")
+    print(
+        f"generated {len(generated_files(args.out_dir))} files under "
+        f"{os.path.relpath(args.out_dir)}"
+    )
 
 
 if __name__ == "__main__":

@@ -17,14 +17,16 @@ M = TypeVar("M", bound=BaseModel)
 async def parse_json(request: Request, model: type[M]) -> M:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
-        raise APIError(400, "Unsupported Media Type: Only 'application/json' is allowed",
-                       "Bad Request")
+        raise APIError(
+            400, "Unsupported Media Type: Only 'application/json' is allowed", "Bad Request"
+        )
     raw = await request.body()
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise APIError(400, f"1 validation error: JSON decode error: {exc.msg}",
-                       "Bad Request", "body") from exc
+        raise APIError(
+            400, f"1 validation error: JSON decode error: {exc.msg}", "Bad Request", "body"
+        ) from exc
     try:
         return model.model_validate(data)
     except ValidationError as exc:

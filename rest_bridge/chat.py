@@ -13,7 +13,12 @@ from protoserve.generate.v1 import generate_pb2 as pb
 from rest_bridge import calls, convert, sampling, sse
 from rest_bridge.body import parse_json
 from rest_bridge.chat_messages import (
-    ChatMessageIn, ToolIn, message_proto, template_options, tool_choice_proto, tool_proto,
+    ChatMessageIn,
+    ToolIn,
+    message_proto,
+    template_options,
+    tool_choice_proto,
+    tool_proto,
 )
 from rest_bridge.errors import bad_request
 from rest_bridge.grpc_client import GrpcClient, metadata
@@ -47,8 +52,9 @@ class ChatCompletionRequest(SamplingFields):
         top = self.top_logprobs or 0
         if not self.logprobs:
             if top:
-                raise bad_request("when using `top_logprobs`, `logprobs` must be set to true.",
-                                  "top_logprobs")
+                raise bad_request(
+                    "when using `top_logprobs`, `logprobs` must be set to true.", "top_logprobs"
+                )
             return None
         return top
 
@@ -57,16 +63,19 @@ def _template_options(req: ChatCompletionRequest) -> chat_pb2.ChatTemplateOption
     return template_options(
         add_generation_prompt=req.add_generation_prompt,
         continue_final_message=req.continue_final_message,
-        chat_template=req.chat_template, chat_template_kwargs=req.chat_template_kwargs,
-        documents=req.documents, reasoning_effort=req.reasoning_effort,
+        chat_template=req.chat_template,
+        chat_template_kwargs=req.chat_template_kwargs,
+        documents=req.documents,
+        reasoning_effort=req.reasoning_effort,
     )
 
 
 def _grpc_request(req: ChatCompletionRequest, request_id: str) -> pb.ChatRequest:
     if req.tools is not None and not req.tools:
         raise bad_request("`tools` must not be an empty list.", "tools")
-    max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None \
-        else req.max_tokens
+    max_tokens = (
+        req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    )
     output = sampling.output_options(req, req.logprobs_count())
     output.return_prompt_text = bool(req.return_prompt_text)
     return pb.ChatRequest(
@@ -103,19 +112,23 @@ async def create_chat_completion(request: Request):
         chunks = _stream_chunks(req, f"chatcmpl-{request_id}", call)
         return StreamingResponse(sse.event_stream(chunks), media_type=sse.MEDIA_TYPE)
     [response] = await calls.unary(
-        request, [client.generate.Chat(message, metadata=metadata(request_id))])
+        request, [client.generate.Chat(message, metadata=metadata(request_id))]
+    )
     return JSONResponse(_response(req, f"chatcmpl-{request_id}", response))
 
 
 def _message_json(message: chat_pb2.ChatMessage) -> dict:
-    out: dict[str, Any] = {"role": message.role, "content": message.content,
-                           "refusal": None, "audio": None}
+    out: dict[str, Any] = {
+        "role": message.role,
+        "content": message.content,
+        "refusal": None,
+        "audio": None,
+    }
     if message.HasField("reasoning"):
         out["reasoning"] = message.reasoning
     if message.tool_calls:
         out["tool_calls"] = [
-            {"id": c.id, "type": "function",
-             "function": {"name": c.name, "arguments": c.arguments}}
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in message.tool_calls
         ]
     return out
@@ -135,9 +148,14 @@ def _response(req: ChatCompletionRequest, response_id: str, response: pb.ChatRes
             item["token_ids"] = list(choice.token_ids)
         choices.append(item)
     body = {
-        "id": response_id, "object": "chat.completion", "created": convert.now(),
-        "model": response.model, "system_fingerprint": convert.system_fingerprint(),
-        "service_tier": None, "choices": choices, "usage": convert.usage(response.usage),
+        "id": response_id,
+        "object": "chat.completion",
+        "created": convert.now(),
+        "model": response.model,
+        "system_fingerprint": convert.system_fingerprint(),
+        "service_tier": None,
+        "choices": choices,
+        "usage": convert.usage(response.usage),
     }
     if req.return_token_ids:
         body["prompt_token_ids"] = list(response.prompt.token_ids)
@@ -152,16 +170,24 @@ async def _stream_chunks(
     created, model = convert.now(), ""
 
     def chunk(choices: list[dict]) -> dict:
-        return {"id": response_id, "object": "chat.completion.chunk", "created": created,
-                "model": model, "choices": choices}
+        return {
+            "id": response_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": choices,
+        }
 
     async for message in stream:
         model = message.model
         event = message.WhichOneof("event")
         if event == "end":
             if req.include_usage:
-                yield {**chunk([]), "usage": convert.usage(message.end.usage),
-                       "system_fingerprint": convert.system_fingerprint()}
+                yield {
+                    **chunk([]),
+                    "usage": convert.usage(message.end.usage),
+                    "system_fingerprint": convert.system_fingerprint(),
+                }
             continue
         if event != "delta":
             continue
@@ -179,7 +205,9 @@ async def _stream_chunks(
 
 def _choice_delta(index: int, delta: dict, finish=None) -> dict:
     return {
-        "index": index, "delta": delta, "logprobs": None,
+        "index": index,
+        "delta": delta,
+        "logprobs": None,
         "finish_reason": convert.finish_reason(finish) if finish is not None else None,
         "stop_reason": convert.stop_reason(finish) if finish is not None else None,
     }

@@ -73,8 +73,9 @@ class ToolIn(BaseModel):
 
 
 def message_proto(message: ChatMessageIn) -> chat_pb2.ChatMessage:
-    out = chat_pb2.ChatMessage(role=message.role, name=message.name or "",
-                               tool_call_id=message.tool_call_id or "")
+    out = chat_pb2.ChatMessage(
+        role=message.role, name=message.name or "", tool_call_id=message.tool_call_id or ""
+    )
     if isinstance(message.content, str):
         out.content = message.content
     elif message.content is not None:
@@ -106,14 +107,17 @@ def _part_proto(part: ContentPart) -> chat_pb2.ContentPart:
             input_audio=chat_pb2.InputAudio(data=data, format=part.input_audio.format)
         )
     if part.type in ("audio_url", "video_url") and getattr(part, part.type):
-        return chat_pb2.ContentPart(**{part.type: chat_pb2.MediaUrl(url=getattr(part, part.type).url)})
+        return chat_pb2.ContentPart(
+            **{part.type: chat_pb2.MediaUrl(url=getattr(part, part.type).url)}
+        )
     raise bad_request(f"Unsupported or incomplete content part of type {part.type!r}.", "messages")
 
 
 def tool_proto(tool: ToolIn) -> chat_pb2.Tool:
     function = tool.function
-    out = chat_pb2.Tool(name=function.name, description=function.description or "",
-                        strict=bool(function.strict))
+    out = chat_pb2.Tool(
+        name=function.name, description=function.description or "", strict=bool(function.strict)
+    )
     if function.parameters is not None:
         out.parameters_json = json.dumps(function.parameters)
     return out
@@ -122,23 +126,32 @@ def tool_proto(tool: ToolIn) -> chat_pb2.Tool:
 def tool_choice_proto(choice: str | dict[str, Any] | None) -> chat_pb2.ToolChoice | None:
     if choice is None:
         return None
-    modes = {"none": chat_pb2.ToolChoice.MODE_NONE, "auto": chat_pb2.ToolChoice.MODE_AUTO,
-             "required": chat_pb2.ToolChoice.MODE_REQUIRED}
+    modes = {
+        "none": chat_pb2.ToolChoice.MODE_NONE,
+        "auto": chat_pb2.ToolChoice.MODE_AUTO,
+        "required": chat_pb2.ToolChoice.MODE_REQUIRED,
+    }
     if isinstance(choice, str):
         if choice not in modes:
-            raise bad_request(f"tool_choice must be one of {sorted(modes)} or a named function.",
-                              "tool_choice")
+            raise bad_request(
+                f"tool_choice must be one of {sorted(modes)} or a named function.", "tool_choice"
+            )
         return chat_pb2.ToolChoice(mode=modes[choice])
     name = (choice.get("function") or {}).get("name")
     if choice.get("type") != "function" or not name:
-        raise bad_request("tool_choice.function.name is required for a named tool choice.",
-                          "tool_choice")
+        raise bad_request(
+            "tool_choice.function.name is required for a named tool choice.", "tool_choice"
+        )
     return chat_pb2.ToolChoice(function_name=name)
 
 
 def template_options(
-    *, add_generation_prompt: bool, continue_final_message: bool, chat_template: str | None,
-    chat_template_kwargs: dict[str, Any] | None, documents: list[dict[str, str]] | None = None,
+    *,
+    add_generation_prompt: bool,
+    continue_final_message: bool,
+    chat_template: str | None,
+    chat_template_kwargs: dict[str, Any] | None,
+    documents: list[dict[str, str]] | None = None,
     reasoning_effort: str | None = None,
 ) -> chat_pb2.ChatTemplateOptions:
     options = chat_pb2.ChatTemplateOptions(

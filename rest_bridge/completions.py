@@ -77,13 +77,19 @@ async def create_completion(request: Request):
     messages = [_grpc_request(req, p, i) for p, i in zip(prompts, ids, strict=True)]
     client: GrpcClient = request.app.state.grpc
     if req.stream:
-        calls_ = [calls.stream(client.generate.GenerateStream(m, metadata=metadata(i)))
-                  for m, i in zip(messages, ids, strict=True)]
+        calls_ = [
+            calls.stream(client.generate.GenerateStream(m, metadata=metadata(i)))
+            for m, i in zip(messages, ids, strict=True)
+        ]
         chunks = _stream_chunks(req, f"cmpl-{base_id}", calls_)
         return StreamingResponse(sse.event_stream(chunks), media_type=sse.MEDIA_TYPE)
     responses = await calls.unary(
-        request, [client.generate.Generate(m, metadata=metadata(i))
-                  for m, i in zip(messages, ids, strict=True)])
+        request,
+        [
+            client.generate.Generate(m, metadata=metadata(i))
+            for m, i in zip(messages, ids, strict=True)
+        ],
+    )
     return JSONResponse(_response(req, f"cmpl-{base_id}", responses))
 
 
@@ -108,9 +114,13 @@ def _response(req: CompletionRequest, response_id: str, responses: list[pb.Gener
                 item["token_ids"] = list(choice.token_ids)
             choices.append(item)
     return {
-        "id": response_id, "object": "text_completion", "created": convert.now(),
-        "model": responses[0].model, "system_fingerprint": convert.system_fingerprint(),
-        "choices": choices, "usage": convert.usage(totals),
+        "id": response_id,
+        "object": "text_completion",
+        "created": convert.now(),
+        "model": responses[0].model,
+        "system_fingerprint": convert.system_fingerprint(),
+        "choices": choices,
+        "usage": convert.usage(totals),
     }
 
 
@@ -140,8 +150,13 @@ class _ChunkMaker:
         self._started: set[int] = set()
 
     def _chunk(self, choices: list[dict]) -> dict:
-        return {"id": self.response_id, "object": "text_completion", "created": self.created,
-                "model": self.model, "choices": choices}
+        return {
+            "id": self.response_id,
+            "object": "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        }
 
     def choice_chunk(self, p: int, delta: pb.CompletionDelta) -> dict:
         finished = delta.HasField("finish")
@@ -164,5 +179,8 @@ class _ChunkMaker:
         return chunk
 
     def usage_chunk(self, totals: output_pb2.Usage) -> dict:
-        return {**self._chunk([]), "usage": convert.usage(totals),
-                "system_fingerprint": convert.system_fingerprint()}
+        return {
+            **self._chunk([]),
+            "usage": convert.usage(totals),
+            "system_fingerprint": convert.system_fingerprint(),
+        }

@@ -35,8 +35,9 @@ _FROM_GRPC: dict[grpc.StatusCode, tuple[int, str]] = {
 
 
 class APIError(Exception):
-    def __init__(self, status: int, message: str, error_type: str | None = None,
-                 param: str | None = None):
+    def __init__(
+        self, status: int, message: str, error_type: str | None = None, param: str | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -44,8 +45,14 @@ class APIError(Exception):
         self.param = param
 
     def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param,
-                          "code": self.status}}
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.status,
+            }
+        }
 
 
 def bad_request(message: str, param: str | None = None) -> APIError:

@@ -20,20 +20,22 @@ def _card(name: str, info: models_pb2.ModelInfo) -> dict:
         "root": info.root,
         "parent": None,
         "max_model_len": info.max_model_len,
-        "permission": [{
-            "id": f"modelperm-{name}",
-            "object": "model_permission",
-            "created": info.created,
-            "allow_create_engine": False,
-            "allow_sampling": True,
-            "allow_logprobs": True,
-            "allow_search_indices": False,
-            "allow_view": True,
-            "allow_fine_tuning": False,
-            "organization": "*",
-            "group": None,
-            "is_blocking": False,
-        }],
+        "permission": [
+            {
+                "id": f"modelperm-{name}",
+                "object": "model_permission",
+                "created": info.created,
+                "allow_create_engine": False,
+                "allow_sampling": True,
+                "allow_logprobs": True,
+                "allow_search_indices": False,
+                "allow_view": True,
+                "allow_fine_tuning": False,
+                "organization": "*",
+                "group": None,
+                "is_blocking": False,
+            }
+        ],
     }
 
 
@@ -41,5 +43,7 @@ def _card(name: str, info: models_pb2.ModelInfo) -> dict:
 async def list_models(request: Request) -> dict:
     client: GrpcClient = request.app.state.grpc
     [reply] = await calls.unary(request, [client.models.ListModels(models_pb2.ListModelsRequest())])
-    return {"object": "list",
-            "data": [_card(name, info) for info in reply.models for name in info.aliases]}
+    return {
+        "object": "list",
+        "data": [_card(name, info) for info in reply.models for name in info.aliases],
+    }

@@ -23,8 +23,12 @@ Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 REMOVED_GUIDED_FIELDS = (
-    "guided_json", "guided_regex", "guided_choice", "guided_grammar",
-    "guided_decoding_backend", "guided_whitespace_pattern",
+    "guided_json",
+    "guided_regex",
+    "guided_choice",
+    "guided_grammar",
+    "guided_decoding_backend",
+    "guided_whitespace_pattern",
 )
 
 
@@ -78,8 +82,9 @@ class SamplingFields(BaseModel):
 
     def check_stream_options(self) -> None:
         if self.stream_options is not None and not self.stream:
-            raise bad_request("Stream options can only be defined when `stream=True`.",
-                              "stream_options")
+            raise bad_request(
+                "Stream options can only be defined when `stream=True`.", "stream_options"
+            )
 
     def warn_removed_fields(self) -> None:
         extra = self.model_extra or {}
@@ -94,8 +99,13 @@ class SamplingFields(BaseModel):
 
 def sampling_params(req: SamplingFields) -> params_pb2.SamplingParams:
     return params_pb2.SamplingParams(
-        temperature=req.temperature, top_p=req.top_p, top_k=req.top_k, min_p=req.min_p,
-        seed=req.seed, n=req.n, use_beam_search=req.use_beam_search,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        top_k=req.top_k,
+        min_p=req.min_p,
+        seed=req.seed,
+        n=req.n,
+        use_beam_search=req.use_beam_search,
         length_penalty=req.length_penalty,
         best_of=(req.model_extra or {}).get("best_of"),
     )
@@ -118,8 +128,9 @@ def _logit_bias(bias: dict[str, float] | None) -> dict[int, float]:
         try:
             token_id = int(key)
         except ValueError:
-            raise bad_request(f"logit_bias keys must be token ids, got {key!r}.",
-                              "logit_bias") from None
+            raise bad_request(
+                f"logit_bias keys must be token ids, got {key!r}.", "logit_bias"
+            ) from None
         if not 0 <= token_id < 2**32:
             raise bad_request(f"logit_bias token id {token_id} is out of range.", "logit_bias")
         out[token_id] = value
@@ -131,8 +142,11 @@ def stopping_params(req: SamplingFields, max_tokens: int | None) -> params_pb2.S
     if max_tokens is not None and not -(2**31) <= max_tokens < 2**31:
         raise bad_request(f"max_tokens must be at least 1, got {max_tokens}.", "max_tokens")
     return params_pb2.StoppingParams(
-        max_tokens=max_tokens, min_tokens=req.min_tokens, stop=stop,
-        stop_token_ids=req.stop_token_ids, ignore_eos=req.ignore_eos,
+        max_tokens=max_tokens,
+        min_tokens=req.min_tokens,
+        stop=stop,
+        stop_token_ids=req.stop_token_ids,
+        ignore_eos=req.ignore_eos,
         include_stop_str_in_output=req.include_stop_str_in_output,
     )
 
@@ -176,8 +190,9 @@ def structured_output(req: SamplingFields) -> params_pb2.StructuredOutput | None
     elif fmt.get("type") == "json_schema":
         schema = (fmt.get("json_schema") or {}).get("schema")
         if schema is None:
-            raise bad_request("response_format json_schema needs `json_schema.schema`.",
-                              "response_format")
+            raise bad_request(
+                "response_format json_schema needs `json_schema.schema`.", "response_format"
+            )
         spec = {**spec, "json": schema}
     elif fmt.get("type") not in (None, "text"):
         spec = {**spec, "structural_tag": json.dumps(fmt)}
@@ -185,12 +200,17 @@ def structured_output(req: SamplingFields) -> params_pb2.StructuredOutput | None
 
 
 def _constraint(spec: dict[str, Any]) -> params_pb2.StructuredOutput:
-    kinds = [k for k in ("choice", "regex", "json", "grammar", "json_object", "structural_tag")
-             if spec.get(k) not in (None, False)]
+    kinds = [
+        k
+        for k in ("choice", "regex", "json", "grammar", "json_object", "structural_tag")
+        if spec.get(k) not in (None, False)
+    ]
     if len(kinds) != 1:
         raise bad_request(
             "You can only use one kind of structured outputs constraint but got "
-            f"{len(kinds)}: {kinds}", "structured_outputs")
+            f"{len(kinds)}: {kinds}",
+            "structured_outputs",
+        )
     out = params_pb2.StructuredOutput(
         disable_any_whitespace=bool(spec.get("disable_any_whitespace")),
         disable_additional_properties=bool(spec.get("disable_additional_properties")),

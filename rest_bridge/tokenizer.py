@@ -11,7 +11,11 @@ from protoserve.tokenizer.v1 import tokenizer_pb2 as pb
 from rest_bridge import calls
 from rest_bridge.body import parse_json
 from rest_bridge.chat_messages import (
-    ChatMessageIn, ToolIn, message_proto, template_options, tool_proto,
+    ChatMessageIn,
+    ToolIn,
+    message_proto,
+    template_options,
+    tool_proto,
 )
 from rest_bridge.errors import bad_request
 from rest_bridge.grpc_client import GrpcClient
@@ -46,17 +50,24 @@ def _chat_input(req: TokenizeRequest) -> pb.ChatInput:
     template = template_options(
         add_generation_prompt=req.add_generation_prompt,
         continue_final_message=req.continue_final_message,
-        chat_template=req.chat_template, chat_template_kwargs=req.chat_template_kwargs,
+        chat_template=req.chat_template,
+        chat_template_kwargs=req.chat_template_kwargs,
     )
-    return pb.ChatInput(messages=[message_proto(m) for m in req.messages or []],
-                        template=template, tools=[tool_proto(t) for t in req.tools or []])
+    return pb.ChatInput(
+        messages=[message_proto(m) for m in req.messages or []],
+        template=template,
+        tools=[tool_proto(t) for t in req.tools or []],
+    )
 
 
 @router.post("/tokenize")
 async def tokenize(request: Request) -> dict:
     req = await parse_json(request, TokenizeRequest)
-    message = pb.TokenizeRequest(model=req.model or "", add_special_tokens=req.add_special_tokens,
-                                 return_token_strs=req.return_token_strs)
+    message = pb.TokenizeRequest(
+        model=req.model or "",
+        add_special_tokens=req.add_special_tokens,
+        return_token_strs=req.return_token_strs,
+    )
     if req.messages is not None:
         message.chat.CopyFrom(_chat_input(req))
     elif req.prompt is not None:

@@ -83,8 +83,7 @@ def _cut_after_final_message(text: str, final: dict[str, Any]) -> str:
     position = text.rfind(content) if content else -1
     if position < 0:
         raise InvalidArgument(
-            "continue_final_message: the final message's content is not in the rendered "
-            "prompt",
+            "continue_final_message: the final message's content is not in the rendered prompt",
             field="continue_final_message",
         )
     return text[: position + len(content)]
@@ -126,8 +125,11 @@ def _tool_call_dict(call: chat_pb2.ToolCall) -> dict[str, Any]:
         arguments: Any = json.loads(call.arguments) if call.arguments else {}
     except json.JSONDecodeError:
         arguments = call.arguments
-    return {"id": call.id, "type": "function",
-            "function": {"name": call.name, "arguments": arguments}}
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": arguments},
+    }
 
 
 def tool_to_dict(tool: chat_pb2.Tool) -> dict[str, Any]:

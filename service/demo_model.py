@@ -83,9 +83,12 @@ def random_weights(config: dict, seed: int) -> dict[str, torch.Tensor]:
     for i in range(config["num_hidden_layers"]):
         prefix = f"model.layers.{i}."
         shapes = {
-            "self_attn.q_proj": (q_out, hidden), "self_attn.k_proj": (kv_out, hidden),
-            "self_attn.v_proj": (kv_out, hidden), "self_attn.o_proj": (hidden, q_out),
-            "mlp.gate_proj": (inter, hidden), "mlp.up_proj": (inter, hidden),
+            "self_attn.q_proj": (q_out, hidden),
+            "self_attn.k_proj": (kv_out, hidden),
+            "self_attn.v_proj": (kv_out, hidden),
+            "self_attn.o_proj": (hidden, q_out),
+            "mlp.gate_proj": (inter, hidden),
+            "mlp.up_proj": (inter, hidden),
             "mlp.down_proj": (hidden, inter),
         }
         for name, (rows, cols) in shapes.items():
@@ -97,7 +100,9 @@ def random_weights(config: dict, seed: int) -> dict[str, torch.Tensor]:
     return weights
 
 
-def build_demo_model(out_dir: str | Path, seed: int = 0, shape: dict[str, int] | None = None) -> Path:
+def build_demo_model(
+    out_dir: str | Path, seed: int = 0, shape: dict[str, int] | None = None
+) -> Path:
     """Write config, weights, tokenizer and chat template into out_dir."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,8 +113,9 @@ def build_demo_model(out_dir: str | Path, seed: int = 0, shape: dict[str, int] |
     _write_json(out / "config.json", config)
     _write_json(out / "generation_config.json", {"eos_token_id": eos_ids})
     _write_json(out / "tokenizer_config.json", _tokenizer_config(config))
-    save_file(random_weights(config, seed), str(out / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        random_weights(config, seed), str(out / "model.safetensors"), metadata={"format": "pt"}
+    )
     return out
 
 

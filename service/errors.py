@@ -67,4 +67,3 @@ def status_details(error: ServiceError) -> bytes:
         )
         status.details.add().Pack(bad_request)
     return status.SerializeToString()
-

@@ -83,12 +83,15 @@ class GenerationJob:
                     finishes[delta.index] = delta.finish.kind.value
                 yield delta
         finally:
-            log.info("request finished", request_id=self.request_id, model=self.model.name,
-                     prompt_tokens=self.usage.prompt_tokens,
-                     completion_tokens=self.usage.completion_tokens,
-                     cached_tokens=self.usage.cached_tokens,
-                     finish_reasons=[finishes.get(i, "cancelled")
-                                     for i in range(self.params.output.n)])
+            log.info(
+                "request finished",
+                request_id=self.request_id,
+                model=self.model.name,
+                prompt_tokens=self.usage.prompt_tokens,
+                completion_tokens=self.usage.completion_tokens,
+                cached_tokens=self.usage.cached_tokens,
+                finish_reasons=[finishes.get(i, "cancelled") for i in range(self.params.output.n)],
+            )
 
     async def abort(self) -> None:
         """Abort every choice; their streams end with finish reason ABORT."""
@@ -127,12 +130,16 @@ class GenerationJob:
 
 
 def _next_delta(
-    index: int, output: RequestOutput, text: str, stops: StopStringMatcher,
+    index: int,
+    output: RequestOutput,
+    text: str,
+    stops: StopStringMatcher,
     eos_token_ids: frozenset[int],
 ) -> ChoiceDelta | None:
     if stops.matched is not None:
-        return ChoiceDelta(index, text, output.new_token_ids,
-                           Finish(FinishKind.STOP, stop_string=stops.matched))
+        return ChoiceDelta(
+            index, text, output.new_token_ids, Finish(FinishKind.STOP, stop_string=stops.matched)
+        )
     if output.finished:
         # Like vLLM, a stop token id is reported, EOS is not.
         stop_id = output.stop_token_id if output.stop_token_id not in eos_token_ids else None

@@ -12,7 +12,13 @@ import grpc
 import structlog
 
 from engine.errors import EngineDeadError, InvalidParameter
-from service.errors import STATUS_DETAILS_KEY, Internal, InvalidArgument, ServiceError, status_details
+from service.errors import (
+    STATUS_DETAILS_KEY,
+    Internal,
+    InvalidArgument,
+    ServiceError,
+    status_details,
+)
 
 log = structlog.get_logger(__name__)
 

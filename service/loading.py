@@ -35,7 +35,9 @@ def engine_config(spec: ModelSpec, options: EngineOptions) -> EngineConfig:
     )
 
 
-def load_model(spec: ModelSpec, options: EngineOptions, trust_request_templates: bool) -> ServedModel:
+def load_model(
+    spec: ModelSpec, options: EngineOptions, trust_request_templates: bool
+) -> ServedModel:
     """Blocking (seconds): call from a worker thread."""
     started = time.monotonic()
     path = Path(spec.path)
@@ -59,8 +61,13 @@ def load_model(spec: ModelSpec, options: EngineOptions, trust_request_templates:
         vocab_size=min(core.vocab_size, tokenizer.vocab_size),
         eos_token_ids=frozenset(core.eos_token_ids),
     )
-    log.info("model ready", model=model.name, seconds=round(time.monotonic() - started, 2),
-             max_model_len=model.max_model_len, chat_template=template is not None)
+    log.info(
+        "model ready",
+        model=model.name,
+        seconds=round(time.monotonic() - started, 2),
+        max_model_len=model.max_model_len,
+        chat_template=template is not None,
+    )
     return model
 
 

@@ -4,7 +4,6 @@ model (vocabulary, context length) happen here too; each error names its field."
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from engine import SamplingParams
@@ -50,7 +49,7 @@ def build_params(
     top_p = sampling.top_p if sampling.HasField("top_p") else 1.0
     top_k = sampling.top_k if sampling.HasField("top_k") else 0
     n = sampling.n if sampling.HasField("n") else 1
-    _check_ranges(temperature, top_p, top_k, n)
+    _check_n(n, temperature)
     engine_params = SamplingParams(
         temperature=temperature,
         top_p=top_p,
@@ -65,13 +64,8 @@ def build_params(
     return RequestParams(engine_params, _output_settings(n, stopping, output))
 
 
-def _check_ranges(temperature: float, top_p: float, top_k: int, n: int) -> None:
-    if not math.isfinite(temperature) or not 0.0 <= temperature <= 2.0:
-        raise InvalidArgument(f"temperature must be in [0, 2], got {temperature}.", "temperature")
-    if not 0.0 < top_p <= 1.0:
-        raise InvalidArgument(f"top_p must be in (0, 1], got {top_p}.", "top_p")
-    if top_k < -1:
-        raise InvalidArgument(f"top_k must be -1 (disable), 0 or at least 1, got {top_k}.", "top_k")
+def _check_n(n: int, temperature: float) -> None:
+    """n is the service's (one engine request per choice); the engine checks the rest."""
     if not 1 <= n <= MAX_N:
         raise InvalidArgument(f"n must be in [1, {MAX_N}], got {n}.", "n")
     if n > 1 and temperature == 0.0:

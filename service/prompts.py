@@ -77,7 +77,9 @@ def check_context(num_prompt_tokens: int, max_model_len: int) -> None:
 
 
 def generation_budget(
-    stopping: params_pb2.StoppingParams, default: int | None, num_prompt_tokens: int,
+    stopping: params_pb2.StoppingParams,
+    default: int | None,
+    num_prompt_tokens: int,
     max_model_len: int,
 ) -> int:
     """max_tokens as requested (or `default`; None = the whole remaining context),

@@ -50,6 +50,11 @@ class ModelRegistry:
     def __init__(self) -> None:
         self._models: list[ServedModel] = []
         self._by_name: dict[str, ServedModel] = {}
+        self._ready = False
+
+    def mark_ready(self) -> None:
+        """Every configured model is loaded: start answering."""
+        self._ready = True
 
     def add(self, model: ServedModel) -> None:
         clash = [n for n in model.names if n in self._by_name]
@@ -60,8 +65,7 @@ class ModelRegistry:
 
     def get(self, name: str) -> ServedModel:
         """The model served as `name`; empty name: the first model."""
-        if not self._models:
-            raise Unavailable("The server is still loading its models.")
+        self._check_ready()
         if not name:
             return self._models[0]
         model = self._by_name.get(name)
@@ -70,4 +74,13 @@ class ModelRegistry:
         return model
 
     def all(self) -> list[ServedModel]:
+        self._check_ready()
         return list(self._models)
+
+    def loaded(self) -> list[ServedModel]:
+        """The models loaded so far (for shutdown), ready or not."""
+        return list(self._models)
+
+    def _check_ready(self) -> None:
+        if not self._ready:
+            raise Unavailable("The server is still loading its models.")

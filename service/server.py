@@ -61,7 +61,9 @@ class Service:
         generate_pb2_grpc.add_GenerateServiceServicer_to_server(
             GenerateServicer(registry, inflight), server
         )
-        tokenizer_pb2_grpc.add_TokenizerServiceServicer_to_server(TokenizerServicer(registry), server)
+        tokenizer_pb2_grpc.add_TokenizerServiceServicer_to_server(
+            TokenizerServicer(registry), server
+        )
         models_pb2_grpc.add_ModelsServiceServicer_to_server(ModelsServicer(registry), server)
         server.add_generic_rpc_handlers(unimplemented.generic_handlers())
         health_servicer = health.aio.HealthServicer()
@@ -87,13 +89,14 @@ class Service:
                 load_model, spec, self.config.engine, self.config.trust_request_chat_template
             )
             self.registry.add(model)
+        self.registry.mark_ready()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
 
     async def stop(self) -> None:
         """Refuse new work, let in-flight calls finish (bounded), stop the engines."""
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.stop(grace=self.config.shutdown_timeout)
-        for model in self.registry.all():
+        for model in self.registry.loaded():
             model.engine.shutdown()
         log.info("grpc server stopped")
 

@@ -23,8 +23,11 @@ log = structlog.get_logger(__name__)
 
 # HF sub-module -> (our fused module, shard index).
 _STACKED = {
-    "q_proj": ("qkv_proj", 0), "k_proj": ("qkv_proj", 1), "v_proj": ("qkv_proj", 2),
-    "gate_proj": ("gate_up_proj", 0), "up_proj": ("gate_up_proj", 1),
+    "q_proj": ("qkv_proj", 0),
+    "k_proj": ("qkv_proj", 1),
+    "v_proj": ("qkv_proj", 2),
+    "gate_proj": ("gate_up_proj", 0),
+    "up_proj": ("gate_up_proj", 1),
 }
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
 
@@ -49,7 +52,9 @@ class LlamaArgs:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LlamaArgs:
         if config.get("hidden_act", "silu") != "silu":
-            raise UnsupportedModel(f"hidden_act {config['hidden_act']!r} is not supported (silu only)")
+            raise UnsupportedModel(
+                f"hidden_act {config['hidden_act']!r} is not supported (silu only)"
+            )
         heads = config["num_attention_heads"]
         return cls(
             vocab_size=config["vocab_size"],
@@ -72,17 +77,27 @@ class LlamaArgs:
 class LlamaAttention(nn.Module):
     def __init__(self, args: LlamaArgs, backend: AttentionBackend, dtype: torch.dtype) -> None:
         super().__init__()
-        self.num_heads, self.num_kv_heads, self.head_dim = args.num_heads, args.num_kv_heads, args.head_dim
+        self.num_heads, self.num_kv_heads, self.head_dim = (
+            args.num_heads,
+            args.num_kv_heads,
+            args.head_dim,
+        )
         q_size, kv_size = args.num_heads * args.head_dim, args.num_kv_heads * args.head_dim
         self.split = (q_size, kv_size, kv_size)
-        self.qkv_proj = nn.Linear(args.hidden_size, sum(self.split), bias=args.attention_bias, dtype=dtype)
+        self.qkv_proj = nn.Linear(
+            args.hidden_size, sum(self.split), bias=args.attention_bias, dtype=dtype
+        )
         self.o_proj = nn.Linear(q_size, args.hidden_size, bias=args.attention_bias, dtype=dtype)
         self.backend = backend
         self.scale = args.head_dim**-0.5
         self.sliding_window = args.sliding_window
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_cache: KVCache,
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        kv_cache: KVCache,
         metadata: AttentionMetadata,
     ) -> torch.Tensor:
         tokens = x.shape[0]
@@ -90,8 +105,9 @@ class LlamaAttention(nn.Module):
         q = apply_rotary(q.view(tokens, self.num_heads, self.head_dim), cos, sin)
         k = apply_rotary(k.view(tokens, self.num_kv_heads, self.head_dim), cos, sin)
         v = v.view(tokens, self.num_kv_heads, self.head_dim)
-        out = self.backend.forward(q, k, v, kv_cache, metadata, scale=self.scale,
-                                   sliding_window=self.sliding_window)
+        out = self.backend.forward(
+            q, k, v, kv_cache, metadata, scale=self.scale, sliding_window=self.sliding_window
+        )
         return self.o_proj(out.reshape(tokens, -1))
 
 
@@ -104,7 +120,11 @@ class LlamaDecoderLayer(nn.Module):
         self.mlp = GatedMLP(args.hidden_size, args.intermediate_size, args.mlp_bias, dtype)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv_cache: KVCache,
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        kv_cache: KVCache,
         metadata: AttentionMetadata,
     ) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv_cache, metadata)
@@ -112,22 +132,36 @@ class LlamaDecoderLayer(nn.Module):
 
 
 class LlamaForCausalLM(nn.Module):
-    def __init__(self, config: dict[str, Any], backend: AttentionBackend, dtype: torch.dtype) -> None:
+    def __init__(
+        self, config: dict[str, Any], backend: AttentionBackend, dtype: torch.dtype
+    ) -> None:
         super().__init__()
         args = self.args = LlamaArgs.from_config(config)
         self.embed_tokens = nn.Embedding(args.vocab_size, args.hidden_size, dtype=dtype)
-        self.layers = nn.ModuleList(LlamaDecoderLayer(args, backend, dtype) for _ in range(args.num_layers))
+        self.layers = nn.ModuleList(
+            LlamaDecoderLayer(args, backend, dtype) for _ in range(args.num_layers)
+        )
         self.norm = RMSNorm(args.hidden_size, args.rms_norm_eps, dtype)
         self.lm_head = None
         if not args.tie_word_embeddings:
             self.lm_head = nn.Linear(args.hidden_size, args.vocab_size, bias=False, dtype=dtype)
         self.rotary = RotaryEmbedding(args.head_dim, args.max_position_embeddings, args.rope)
         # What the engine sizes the KV cache and validates requests with:
-        self.num_layers, self.num_kv_heads, self.head_dim = args.num_layers, args.num_kv_heads, args.head_dim
-        self.vocab_size, self.max_position_embeddings = args.vocab_size, args.max_position_embeddings
+        self.num_layers, self.num_kv_heads, self.head_dim = (
+            args.num_layers,
+            args.num_kv_heads,
+            args.head_dim,
+        )
+        self.vocab_size, self.max_position_embeddings = (
+            args.vocab_size,
+            args.max_position_embeddings,
+        )
 
     def forward(
-        self, input_ids: torch.Tensor, positions: torch.Tensor, metadata: AttentionMetadata,
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        metadata: AttentionMetadata,
         kv_caches: list[KVCache],
     ) -> torch.Tensor:
         """input_ids, positions [T] -> hidden states [T, hidden] (final norm applied)."""
@@ -162,23 +196,28 @@ class LlamaForCausalLM(nn.Module):
     def _target(self, hf_name: str) -> tuple[str, int | None] | None:
         """Our parameter name and shard index for a checkpoint name; None = not ours."""
         name = hf_name.removeprefix("model.")
-        if name.endswith(_IGNORED_SUFFIXES) or (name.startswith("lm_head.") and self.lm_head is None):
+        if name.endswith(_IGNORED_SUFFIXES) or (
+            name.startswith("lm_head.") and self.lm_head is None
+        ):
             return None
         parts = name.split(".")
         for i, part in enumerate(parts):
             if part in _STACKED:
                 fused, shard = _STACKED[part]
-                return ".".join([*parts[:i], fused, *parts[i + 1:]]), shard
+                return ".".join([*parts[:i], fused, *parts[i + 1 :]]), shard
         return name, None
 
-    def _copy(self, param: nn.Parameter, name: str, shard: int | None, tensor: torch.Tensor,
-              hf_name: str) -> int:
+    def _copy(
+        self, param: nn.Parameter, name: str, shard: int | None, tensor: torch.Tensor, hf_name: str
+    ) -> int:
         split = self._split_of(name)
         start = 0 if shard is None else sum(split[:shard])
         length = param.shape[0] if shard is None else split[shard]
-        dest = param.data[start:start + length]
+        dest = param.data[start : start + length]
         if dest.shape != tensor.shape:
-            raise ValueError(f"{hf_name}: checkpoint shape {tuple(tensor.shape)} != {tuple(dest.shape)}")
+            raise ValueError(
+                f"{hf_name}: checkpoint shape {tuple(tensor.shape)} != {tuple(dest.shape)}"
+            )
         dest.copy_(tensor)
         return length
 

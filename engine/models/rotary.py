@@ -61,7 +61,9 @@ class RotaryEmbedding:
         self.inv_freq = inverse_frequencies(head_dim, params)
         self._tables: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def cos_sin(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def cos_sin(
+        self, positions: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """cos, sin [T, head_dim] for the given positions."""
         key = (positions.device, dtype)
         if key not in self._tables:

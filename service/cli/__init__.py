@@ -17,8 +17,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="protoserve", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="Run the gRPC service and the REST bridge.")
-    serve.add_argument("model", nargs="*", default=argparse.SUPPRESS,
-                       help="Model directories (Hugging Face layout); default $MODEL_NAME.")
+    serve.add_argument(
+        "model",
+        nargs="*",
+        default=argparse.SUPPRESS,
+        help="Model directories (Hugging Face layout); default $MODEL_NAME.",
+    )
     flags.add_flags(serve, flags.SERVE)
     grpc = commands.add_parser("grpc", help="Run the gRPC service alone.")
     grpc.add_argument("model", nargs="*", default=argparse.SUPPRESS)

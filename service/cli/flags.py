@@ -69,28 +69,57 @@ class Flag:
 
 
 FLAGS: tuple[Flag, ...] = (
-    Flag("served-model-name", "Names the (first) model answers to; the first is used in "
-         "responses.", SERVICE_COMMANDS, many=True),
+    Flag(
+        "served-model-name",
+        "Names the (first) model answers to; the first is used in responses.",
+        SERVICE_COMMANDS,
+        many=True,
+    ),
     Flag("chat-template", "Chat template: a file or the template itself.", SERVICE_COMMANDS),
-    Flag("trust-request-chat-template", "Allow per-request chat templates.", SERVICE_COMMANDS,
-         parse_bool, False),
-    Flag("max-model-len", "Context length (e.g. 2048, 4k); default from the model.",
-         SERVICE_COMMANDS, parse_size),
+    Flag(
+        "trust-request-chat-template",
+        "Allow per-request chat templates.",
+        SERVICE_COMMANDS,
+        parse_bool,
+        False,
+    ),
+    Flag(
+        "max-model-len",
+        "Context length (e.g. 2048, 4k); default from the model.",
+        SERVICE_COMMANDS,
+        parse_size,
+    ),
     Flag("max-num-seqs", "Most requests in one engine step.", SERVICE_COMMANDS, int, 128),
     Flag("max-num-batched-tokens", "Token budget of one engine step.", SERVICE_COMMANDS, int, 2048),
     Flag("block-size", "KV-cache block size in tokens.", SERVICE_COMMANDS, int, 16),
-    Flag("kv-cache-memory", "KV-cache size in bytes (e.g. 2g); default: what "
-         "max-num-seqs x max-model-len needs, at most 2 GiB.", SERVICE_COMMANDS, parse_size),
-    Flag("dtype", "Compute dtype.", SERVICE_COMMANDS, str, "auto",
-         choices=("auto", "float32", "float", "bfloat16", "float16", "half")),
+    Flag(
+        "kv-cache-memory",
+        "KV-cache size in bytes (e.g. 2g); default: what "
+        "max-num-seqs x max-model-len needs, at most 2 GiB.",
+        SERVICE_COMMANDS,
+        parse_size,
+    ),
+    Flag(
+        "dtype",
+        "Compute dtype.",
+        SERVICE_COMMANDS,
+        str,
+        "auto",
+        choices=("auto", "float32", "float", "bfloat16", "float16", "half"),
+    ),
     Flag("device", "auto, cpu or cuda.", SERVICE_COMMANDS, str, "auto"),
     Flag("seed", "Global seed.", SERVICE_COMMANDS, int, 0),
     Flag("grpc-host", "Interface the gRPC service listens on.", SERVICE_COMMANDS, str, "0.0.0.0"),
     Flag("grpc-port", "gRPC port.", SERVICE_COMMANDS, int, 50051),
     Flag("host", "Interface the REST bridge listens on.", BRIDGE_COMMANDS, str, "0.0.0.0"),
     Flag("port", "REST bridge port.", BRIDGE_COMMANDS, int, 8000),
-    Flag("grpc-target", "The service the bridge talks to (host:port or unix:/path).",
-         frozenset({BRIDGE}), str, "127.0.0.1:50051"),
+    Flag(
+        "grpc-target",
+        "The service the bridge talks to (host:port or unix:/path).",
+        frozenset({BRIDGE}),
+        str,
+        "127.0.0.1:50051",
+    ),
     Flag("shutdown-timeout", "Seconds in-flight requests get on shutdown.", ALL, float, 10.0),
     Flag("log-format", "console or json.", ALL, str, "console", choices=("console", "json")),
     Flag("log-level", "debug, info, warning or error.", ALL, str, "info"),
@@ -99,13 +128,17 @@ FLAGS: tuple[Flag, ...] = (
 
 def add_flags(parser: argparse.ArgumentParser, command: str) -> None:
     """Flags default to SUPPRESS so resolve() can tell 'given' from 'defaulted'."""
-    parser.add_argument("--config", help="YAML file of flag values (keys = flag names).",
-                        default=argparse.SUPPRESS)
+    parser.add_argument(
+        "--config", help="YAML file of flag values (keys = flag names).", default=argparse.SUPPRESS
+    )
     for flag in FLAGS:
         if command not in flag.commands:
             continue
-        kwargs: dict[str, Any] = {"help": flag.help, "default": argparse.SUPPRESS,
-                                  "dest": flag.dest}
+        kwargs: dict[str, Any] = {
+            "help": flag.help,
+            "default": argparse.SUPPRESS,
+            "dest": flag.dest,
+        }
         if flag.type is parse_bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
@@ -124,8 +157,9 @@ def resolve(command: str, cli: Mapping[str, Any], env: Mapping[str, str] = os.en
     return values
 
 
-def _resolve_one(flag: Flag, cli: Mapping[str, Any], env: Mapping[str, str],
-                 config: Mapping[str, Any]) -> Any:
+def _resolve_one(
+    flag: Flag, cli: Mapping[str, Any], env: Mapping[str, str], config: Mapping[str, Any]
+) -> Any:
     if flag.dest in cli:
         return cli[flag.dest]
     for variable in (flag.env, ENV_ALIASES.get(flag.name)):

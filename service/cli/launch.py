@@ -21,8 +21,9 @@ def service_config(values: dict[str, Any], uds_path: str | None = None):
     from service.config import EngineOptions, ModelSpec, ServiceConfig
 
     if not values["model"]:
-        raise SystemExit("no model given: pass MODEL_DIR (or set MODEL_NAME, or `model:` "
-                         "in --config)")
+        raise SystemExit(
+            "no model given: pass MODEL_DIR (or set MODEL_NAME, or `model:` in --config)"
+        )
     first, *rest = values["model"]
     specs = [ModelSpec(first, tuple(values["served_model_name"] or ()), values["chat_template"])]
     specs += [ModelSpec(path) for path in rest]
@@ -59,10 +60,22 @@ def run_serve(values: dict[str, Any]) -> int:
 
 def _bridge_command(values: dict[str, Any], uds: str) -> list[str]:
     return [
-        sys.executable, "-m", "service.cli", "bridge", "--grpc-target", f"unix:{uds}",
-        "--host", values["host"], "--port", str(values["port"]),
-        "--log-format", values["log_format"], "--log-level", values["log_level"],
-        "--shutdown-timeout", str(values["shutdown_timeout"]),
+        sys.executable,
+        "-m",
+        "service.cli",
+        "bridge",
+        "--grpc-target",
+        f"unix:{uds}",
+        "--host",
+        values["host"],
+        "--port",
+        str(values["port"]),
+        "--log-format",
+        values["log_format"],
+        "--log-level",
+        values["log_level"],
+        "--shutdown-timeout",
+        str(values["shutdown_timeout"]),
     ]
 
 
@@ -75,8 +88,10 @@ async def _run_service(config, bridge: list[str] | None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
     child = subprocess.Popen(bridge) if bridge else None
-    waits = {asyncio.ensure_future(stopping.wait()): "signal",
-             asyncio.ensure_future(service.load_models()): "loaded"}
+    waits = {
+        asyncio.ensure_future(stopping.wait()): "signal",
+        asyncio.ensure_future(service.load_models()): "loaded",
+    }
     if child is not None:
         waits[asyncio.ensure_future(asyncio.to_thread(child.wait))] = "bridge exited"
     code = await _wait_for_stop(waits)
@@ -90,19 +105,23 @@ async def _run_service(config, bridge: list[str] | None) -> int:
 
 
 async def _wait_for_stop(waits: dict[asyncio.Future, str]) -> int:
-    """0 on a stop signal; 1 if loading fails or the bridge dies."""
+    """0 on a stop signal (or the bridge stopping cleanly: Ctrl-C in a terminal reaches
+    both processes); 1 if loading fails or the bridge fails."""
     pending = set(waits)
     while pending:
         done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            reason = waits[task]
-            if reason == "loaded" and task.exception() is None:
+            reason, error = waits[task], task.exception()
+            if reason == "loaded" and error is None:
                 continue
-            if reason == "signal":
-                log.info("stopping")
+            if reason == "signal" or (reason == "bridge exited" and task.result() == 0):
+                log.info("stopping", reason=reason)
                 return 0
-            error = task.exception() if reason == "loaded" else "exit"
-            log.error("stopping on failure", reason=reason, error=repr(error))
+            log.error(
+                "stopping on failure",
+                reason=reason,
+                error=repr(error) if error else f"exit code {task.result()}",
+            )
             return 1
     return 1
 
@@ -125,7 +144,10 @@ def run_bridge(values: dict[str, Any]) -> int:
         grpc_target=values["grpc_target"], host=values["host"], port=values["port"]
     )
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
         timeout_graceful_shutdown=int(values["shutdown_timeout"]),
     )
     uvicorn.Server(config).run()

@@ -57,7 +57,10 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
             prompt=_prompt_info(job),
             choices=[
                 pb.CompletionChoice(
-                    index=i, text=c.text, token_ids=c.token_ids, finish=convert.finish_info(c.finish)
+                    index=i,
+                    text=c.text,
+                    token_ids=c.token_ids,
+                    finish=convert.finish_info(c.finish),
                 )
                 for i, c in enumerate(choices)
             ],
@@ -75,8 +78,9 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
                 if first:
                     first = False
                     yield pb.GenerateStreamResponse(**header, prompt=_prompt_info(job))
-                message = pb.CompletionDelta(index=delta.index, text=delta.text,
-                                             token_ids=delta.token_ids)
+                message = pb.CompletionDelta(
+                    index=delta.index, text=delta.text, token_ids=delta.token_ids
+                )
                 _set_finish_and_usage(message, delta, job)
                 yield pb.GenerateStreamResponse(**header, delta=message)
         yield pb.GenerateStreamResponse(**header, end=pb.StreamEnd(usage=convert.usage(job.usage)))
@@ -130,8 +134,9 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
             async for delta in _with_echo(job.run(), _chat_echo(request, role)):
                 if not started:
                     yield pb.ChatStreamResponse(**header, prompt=_prompt_info(job))
-                message = pb.ChatDelta(index=delta.index, content=delta.text,
-                                       token_ids=delta.token_ids)
+                message = pb.ChatDelta(
+                    index=delta.index, content=delta.text, token_ids=delta.token_ids
+                )
                 if delta.index not in started:
                     started.add(delta.index)
                     message.role = role
@@ -139,7 +144,9 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
                 yield pb.ChatStreamResponse(**header, delta=message)
         yield pb.ChatStreamResponse(**header, end=pb.StreamEnd(usage=convert.usage(job.usage)))
 
-    def _chat_job(self, request: pb.ChatRequest, context: grpc.aio.ServicerContext) -> GenerationJob:
+    def _chat_job(
+        self, request: pb.ChatRequest, context: grpc.aio.ServicerContext
+    ) -> GenerationJob:
         if request.tools or request.HasField("tool_choice"):
             raise InvalidArgument("`tools` are not supported by this server yet.", "tools")
         model = self._registry.get(request.model)
@@ -150,8 +157,14 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         return self._job(request, context, model, prompt, None)
 
     # ----- shared ------------------------------------------------------------------
-    def _job(self, request, context, model: ServedModel, prompt: prompts.Prompt,
-             default_max_tokens: int | None) -> GenerationJob:
+    def _job(
+        self,
+        request,
+        context,
+        model: ServedModel,
+        prompt: prompts.Prompt,
+        default_max_tokens: int | None,
+    ) -> GenerationJob:
         if request.HasField("structured_output"):
             raise InvalidArgument(
                 "`structured_output` is not supported by this server yet.", "structured_output"
@@ -165,8 +178,14 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         max_tokens = prompts.generation_budget(
             request.stopping, default_max_tokens, len(prompt.token_ids), model.max_model_len
         )
-        params = build_params(request.sampling, request.penalties, request.stopping, request.output,
-                              max_tokens=max_tokens, vocab_size=model.vocab_size)
+        params = build_params(
+            request.sampling,
+            request.penalties,
+            request.stopping,
+            request.output,
+            max_tokens=max_tokens,
+            vocab_size=model.vocab_size,
+        )
         return GenerationJob(request_id_of(context, request.request_id), model, prompt, params)
 
     async def Abort(
@@ -220,8 +239,10 @@ def _chat_echo(request: pb.ChatRequest, role: str) -> str | None:
 def _prompt_info(job: GenerationJob):
     settings = job.params.output
     return convert.prompt_info(
-        job.prompt, job.usage.cached_tokens,
-        with_token_ids=settings.return_prompt_token_ids, with_text=settings.return_prompt_text,
+        job.prompt,
+        job.usage.cached_tokens,
+        with_token_ids=settings.return_prompt_token_ids,
+        with_text=settings.return_prompt_text,
     )
 
 

@@ -61,16 +61,38 @@ def servers(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     http_port, grpc_port = free_port(), free_port()
     log_path = tmp_path_factory.mktemp("logs") / "protoserve.log"
     command = [
-        sys.executable, "-m", "service.cli", "serve", str(demo_model_dir),
-        "--served-model-name", "demo", "demo-alias",
-        "--host", "127.0.0.1", "--port", str(http_port),
-        "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port),
-        "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", "16",
-        "--log-format", "json", "--shutdown-timeout", "5",
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        str(demo_model_dir),
+        "--served-model-name",
+        "demo",
+        "demo-alias",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(http_port),
+        "--grpc-host",
+        "127.0.0.1",
+        "--grpc-port",
+        str(grpc_port),
+        "--max-model-len",
+        str(MAX_MODEL_LEN),
+        "--max-num-seqs",
+        "16",
+        "--log-format",
+        "json",
+        "--shutdown-timeout",
+        "5",
     ]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     servers = Servers(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, log_path)
     try:
         _wait_healthy(servers)
@@ -96,5 +118,6 @@ def grpc_channel(servers: Servers) -> Iterator[grpc.Channel]:
 def openai_client(servers: Servers):
     import openai
 
-    return openai.OpenAI(base_url=servers.openai_base_url, api_key="unused", max_retries=0,
-                         timeout=60)
+    return openai.OpenAI(
+        base_url=servers.openai_base_url, api_key="unused", max_retries=0, timeout=60
+    )

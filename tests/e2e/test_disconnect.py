@@ -30,8 +30,7 @@ def wait_idle(grpc_channel, seconds: float = 5.0) -> models_pb2.RuntimeStats:
     while True:
         stats = engine_stats(grpc_channel)
         idle = stats.num_running == 0 and stats.num_waiting == 0
-        if (idle and stats.kv_blocks_free == stats.kv_blocks_total) or \
-                time.monotonic() > deadline:
+        if (idle and stats.kv_blocks_free == stats.kv_blocks_total) or time.monotonic() > deadline:
             return stats
         time.sleep(0.05)
 
@@ -41,22 +40,31 @@ def finished_log(servers, request_id: str) -> dict:
         for line in servers.log().splitlines():
             if line.startswith("{"):
                 record = json.loads(line)
-                if record.get("event") == "request finished" and \
-                        record.get("request_id") == request_id:
+                if (
+                    record.get("event") == "request finished"
+                    and record.get("request_id") == request_id
+                ):
                     return record
         time.sleep(0.1)
     raise AssertionError(f"no 'request finished' log for {request_id}")
 
 
-@pytest.mark.parametrize("path,body", [
-    ("/v1/completions", {"prompt": "Bread is", **LONG}),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], **LONG}),
-])
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/v1/completions", {"prompt": "Bread is", **LONG}),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], **LONG}),
+    ],
+)
 def test_sse_client_disconnect_frees_the_request(servers, grpc_channel, path, body) -> None:
     request_id = f"disconnect-{path.rsplit('/', 1)[-1]}"
     with httpx.Client(timeout=60) as client:
-        with client.stream("POST", f"{servers.http_url}{path}", json={**body, "stream": True},
-                           headers={"x-request-id": request_id}) as reply:
+        with client.stream(
+            "POST",
+            f"{servers.http_url}{path}",
+            json={**body, "stream": True},
+            headers={"x-request-id": request_id},
+        ) as reply:
             lines = reply.iter_lines()
             received = [line for line, _ in zip(lines, range(6), strict=False) if line]
             assert received and received[0].startswith("data: ")
@@ -70,8 +78,12 @@ def test_sse_client_disconnect_frees_the_request(servers, grpc_channel, path, bo
 def test_non_streaming_client_disconnect_frees_the_request(servers, grpc_channel) -> None:
     request_id = "disconnect-unary"
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{servers.http_url}/v1/completions", json={"prompt": "Bread", **LONG},
-                   headers={"x-request-id": request_id}, timeout=0.5)
+        httpx.post(
+            f"{servers.http_url}/v1/completions",
+            json={"prompt": "Bread", **LONG},
+            headers={"x-request-id": request_id},
+            timeout=0.5,
+        )
     stats = wait_idle(grpc_channel)
     assert stats.num_running == 0 and stats.kv_blocks_free == stats.kv_blocks_total
     assert finished_log(servers, request_id)["finish_reasons"] == ["cancelled"]
@@ -80,7 +92,8 @@ def test_non_streaming_client_disconnect_frees_the_request(servers, grpc_channel
 def test_grpc_cancel_frees_the_request(servers, grpc_channel) -> None:
     stub = generate_pb2_grpc.GenerateServiceStub(grpc_channel)
     request = generate_pb2.GenerateRequest(
-        text="Bread", stopping=params_pb2.StoppingParams(max_tokens=480, ignore_eos=True))
+        text="Bread", stopping=params_pb2.StoppingParams(max_tokens=480, ignore_eos=True)
+    )
     call = stub.GenerateStream(request, metadata=(("x-request-id", "grpc-cancel"),), timeout=60)
     for _, _event in zip(range(4), call, strict=False):
         pass
@@ -93,7 +106,8 @@ def test_grpc_cancel_frees_the_request(servers, grpc_channel) -> None:
 def test_deadline_frees_the_request(servers, grpc_channel) -> None:
     stub = generate_pb2_grpc.GenerateServiceStub(grpc_channel)
     request = generate_pb2.GenerateRequest(
-        text="Bread", stopping=params_pb2.StoppingParams(max_tokens=480, ignore_eos=True))
+        text="Bread", stopping=params_pb2.StoppingParams(max_tokens=480, ignore_eos=True)
+    )
     with pytest.raises(grpc.RpcError) as error:
         stub.Generate(request, metadata=(("x-request-id", "grpc-deadline"),), timeout=0.3)
     assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED

@@ -8,8 +8,8 @@ import httpx
 import openai
 import pytest
 
-from protoserve.generate.v1 import generate_pb2, generate_pb2_grpc
 from protoserve.common.v1 import params_pb2
+from protoserve.generate.v1 import generate_pb2, generate_pb2_grpc
 
 pytestmark = pytest.mark.e2e
 
@@ -28,8 +28,9 @@ def assert_error(reply: httpx.Response, status: int, param: str | None) -> dict:
 
 
 def still_serving(servers) -> None:
-    reply = post(servers, "/v1/completions",
-                 json={"model": "demo", "prompt": "hello", "max_tokens": 2})
+    reply = post(
+        servers, "/v1/completions", json={"model": "demo", "prompt": "hello", "max_tokens": 2}
+    )
     assert reply.status_code == 200, reply.text
 
 
@@ -37,46 +38,74 @@ def test_unknown_model_is_404(servers, openai_client) -> None:
     with pytest.raises(openai.NotFoundError) as error:
         openai_client.completions.create(model="nope", prompt="x", max_tokens=2)
     assert "nope" in str(error.value)
-    body = assert_error(post(servers, "/v1/chat/completions", json={
-        "model": "nope", "messages": [{"role": "user", "content": "x"}]}), 404, "model")
+    body = assert_error(
+        post(
+            servers,
+            "/v1/chat/completions",
+            json={"model": "nope", "messages": [{"role": "user", "content": "x"}]},
+        ),
+        404,
+        "model",
+    )
     assert body["type"] == "NotFoundError"
     still_serving(servers)
 
 
-@pytest.mark.parametrize("path,body,param", [
-    ("/v1/completions", {"prompt": "x", "temperature": -1}, "temperature"),
-    ("/v1/completions", {"prompt": "x", "max_tokens": -5}, "max_tokens"),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "max_tokens": -5},
-     "max_tokens"),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}],
-                              "temperature": -1}, "temperature"),
-    ("/v1/completions", {"prompt": "x", "top_p": 0}, "top_p"),
-    ("/v1/completions", {"prompt": "x", "n": 0}, "n"),
-    ("/v1/completions", {"prompt": "x", "n": 2, "temperature": 0}, "n"),
-    ("/v1/completions", {"prompt": "x", "stop": [""]}, "stop"),
-    ("/v1/completions", {"prompt": "x", "logit_bias": {"abc": 1}}, "logit_bias"),
-    ("/v1/completions", {"prompt": "x", "presence_penalty": 0.5}, "presence_penalty"),
-    ("/v1/completions", {"prompt": ""}, "prompt"),
-    ("/v1/completions", {"prompt": "x", "stream_options": {"include_usage": True}},
-     "stream_options"),
-])
+@pytest.mark.parametrize(
+    "path,body,param",
+    [
+        ("/v1/completions", {"prompt": "x", "temperature": -1}, "temperature"),
+        ("/v1/completions", {"prompt": "x", "max_tokens": -5}, "max_tokens"),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "x"}], "max_tokens": -5},
+            "max_tokens",
+        ),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "x"}], "temperature": -1},
+            "temperature",
+        ),
+        ("/v1/completions", {"prompt": "x", "top_p": 0}, "top_p"),
+        ("/v1/completions", {"prompt": "x", "n": 0}, "n"),
+        ("/v1/completions", {"prompt": "x", "n": 2, "temperature": 0}, "n"),
+        ("/v1/completions", {"prompt": "x", "stop": [""]}, "stop"),
+        ("/v1/completions", {"prompt": "x", "logit_bias": {"abc": 1}}, "logit_bias"),
+        ("/v1/completions", {"prompt": "x", "presence_penalty": 0.5}, "presence_penalty"),
+        ("/v1/completions", {"prompt": ""}, "prompt"),
+        (
+            "/v1/completions",
+            {"prompt": "x", "stream_options": {"include_usage": True}},
+            "stream_options",
+        ),
+    ],
+)
 def test_invalid_values_are_400_naming_the_field(servers, path, body, param) -> None:
     assert_error(post(servers, path, json=body), 400, param)
     still_serving(servers)
 
 
 def test_wrong_types_are_400(servers) -> None:
-    error = assert_error(post(servers, "/v1/completions",
-                              json={"prompt": "x", "max_tokens": "many"}), 400, None)
+    error = assert_error(
+        post(servers, "/v1/completions", json={"prompt": "x", "max_tokens": "many"}), 400, None
+    )
     assert "max_tokens" in error["message"] and error["param"] == "body.max_tokens"
 
 
 def test_malformed_json_is_400(servers) -> None:
-    reply = post(servers, "/v1/chat/completions", content=b'{"messages": [',
-                 headers={"content-type": "application/json"})
+    reply = post(
+        servers,
+        "/v1/chat/completions",
+        content=b'{"messages": [',
+        headers={"content-type": "application/json"},
+    )
     assert_error(reply, 400, None)
-    reply = post(servers, "/v1/completions", content=b"prompt=x",
-                 headers={"content-type": "application/x-www-form-urlencoded"})
+    reply = post(
+        servers,
+        "/v1/completions",
+        content=b"prompt=x",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert "application/json" in assert_error(reply, 400, None)["message"]
     still_serving(servers)
 
@@ -94,14 +123,30 @@ def test_grpc_errors_name_the_field(grpc_channel, servers) -> None:
     stub = generate_pb2_grpc.GenerateServiceStub(grpc_channel)
     cases = [
         (generate_pb2.GenerateRequest(model="nope", text="x"), grpc.StatusCode.NOT_FOUND, "nope"),
-        (generate_pb2.GenerateRequest(text="x", sampling=params_pb2.SamplingParams(
-            temperature=-1)), grpc.StatusCode.INVALID_ARGUMENT, "temperature"),
-        (generate_pb2.GenerateRequest(text="x", stopping=params_pb2.StoppingParams(
-            max_tokens=-5)), grpc.StatusCode.INVALID_ARGUMENT, "max_tokens"),
-        (generate_pb2.GenerateRequest(text="word " * 2000), grpc.StatusCode.INVALID_ARGUMENT,
-         "maximum context length"),
-        (generate_pb2.GenerateRequest(token_ids={"ids": [10**6]}),
-         grpc.StatusCode.INVALID_ARGUMENT, "out of vocabulary"),
+        (
+            generate_pb2.GenerateRequest(
+                text="x", sampling=params_pb2.SamplingParams(temperature=-1)
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "temperature",
+        ),
+        (
+            generate_pb2.GenerateRequest(
+                text="x", stopping=params_pb2.StoppingParams(max_tokens=-5)
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "max_tokens",
+        ),
+        (
+            generate_pb2.GenerateRequest(text="word " * 2000),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "maximum context length",
+        ),
+        (
+            generate_pb2.GenerateRequest(token_ids={"ids": [10**6]}),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "out of vocabulary",
+        ),
     ]
     for request, code, needle in cases:
         with pytest.raises(grpc.RpcError) as error:

@@ -37,20 +37,25 @@ def test_health_is_serving(grpc_channel) -> None:
 
 def test_reflection_lists_every_service(grpc_channel) -> None:
     stub = reflection_pb2_grpc.ServerReflectionStub(grpc_channel)
-    replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(
-        list_services="")]), timeout=10)
+    replies = stub.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10
+    )
     names = {s.name for r in replies for s in r.list_services_response.service}
-    for package in ("generate", "pooling", "scoring", "tokenizer", "audio", "models",
-                    "responses"):
+    for package in ("generate", "pooling", "scoring", "tokenizer", "audio", "models", "responses"):
         assert any(n.startswith(f"protoserve.{package}.v1.") for n in names), package
     assert {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= names
 
 
 def test_unary_generate_with_request_id(generate) -> None:
     reply = generate.Generate(
-        pb.GenerateRequest(text="Bread is", sampling=GREEDY,
-                           stopping=params_pb2.StoppingParams(max_tokens=8, ignore_eos=True)),
-        metadata=(("x-request-id", "grpc-test-1"),), timeout=60)
+        pb.GenerateRequest(
+            text="Bread is",
+            sampling=GREEDY,
+            stopping=params_pb2.StoppingParams(max_tokens=8, ignore_eos=True),
+        ),
+        metadata=(("x-request-id", "grpc-test-1"),),
+        timeout=60,
+    )
     assert reply.request_id == "grpc-test-1" and reply.model == "demo"
     [choice] = reply.choices
     assert len(choice.token_ids) == 8 and choice.finish.reason == output_pb2.FINISH_REASON_LENGTH
@@ -58,8 +63,11 @@ def test_unary_generate_with_request_id(generate) -> None:
 
 
 def test_streaming_generate_matches_unary(generate) -> None:
-    request = pb.GenerateRequest(token_ids=output_pb2.TokenIds(ids=[5, 6, 7, 8]),
-                                 sampling=GREEDY, stopping=params_pb2.StoppingParams(max_tokens=20))
+    request = pb.GenerateRequest(
+        token_ids=output_pb2.TokenIds(ids=[5, 6, 7, 8]),
+        sampling=GREEDY,
+        stopping=params_pb2.StoppingParams(max_tokens=20),
+    )
     unary = generate.Generate(request, timeout=60)
     events = list(generate.GenerateStream(request, timeout=60))
     kinds = [e.WhichOneof("event") for e in events]
@@ -73,9 +81,11 @@ def test_streaming_generate_matches_unary(generate) -> None:
 
 def test_chat_unary_and_stream(generate) -> None:
     request = pb.ChatRequest(
-        messages=[chat_pb2.ChatMessage(role="user", content="Hello!")], sampling=GREEDY,
+        messages=[chat_pb2.ChatMessage(role="user", content="Hello!")],
+        sampling=GREEDY,
         stopping=params_pb2.StoppingParams(max_tokens=16),
-        output=params_pb2.OutputOptions(return_prompt_text=True))
+        output=params_pb2.OutputOptions(return_prompt_text=True),
+    )
     unary = generate.Chat(request, timeout=60)
     assert unary.choices[0].message.role == "assistant"
     assert unary.prompt.text == "<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
@@ -87,8 +97,9 @@ def test_chat_unary_and_stream(generate) -> None:
 
 def test_tokenize_detokenize_and_render(grpc_channel) -> None:
     stub = tokenizer_pb2_grpc.TokenizerServiceStub(grpc_channel)
-    reply = stub.Tokenize(tokenizer_pb2.TokenizeRequest(text="Bread is good",
-                                                        return_token_strs=True), timeout=10)
+    reply = stub.Tokenize(
+        tokenizer_pb2.TokenizeRequest(text="Bread is good", return_token_strs=True), timeout=10
+    )
     assert reply.count == len(reply.tokens) == len(reply.token_strs) and reply.max_model_len == 512
     text = stub.Detokenize(tokenizer_pb2.DetokenizeRequest(tokens=reply.tokens), timeout=10).text
     assert text == "Bread is good"
@@ -118,10 +129,10 @@ def test_not_yet_served_rpcs_say_so(grpc_channel) -> None:
 
 
 def test_abort_ends_a_stream_with_finish_reason_abort(generate) -> None:
-    request = pb.GenerateRequest(text="Bread", stopping=params_pb2.StoppingParams(
-        max_tokens=400, ignore_eos=True))
-    stream = generate.GenerateStream(request, metadata=(("x-request-id", "to-abort"),),
-                                     timeout=120)
+    request = pb.GenerateRequest(
+        text="Bread", stopping=params_pb2.StoppingParams(max_tokens=400, ignore_eos=True)
+    )
+    stream = generate.GenerateStream(request, metadata=(("x-request-id", "to-abort"),), timeout=120)
     events = []
 
     def consume() -> None:
@@ -134,8 +145,11 @@ def test_abort_ends_a_stream_with_finish_reason_abort(generate) -> None:
     reply = generate.Abort(pb.AbortRequest(request_ids=["to-abort", "unknown"]), timeout=10)
     reader.join(timeout=30)
     assert list(reply.aborted) == ["to-abort"]
-    finish = [e.delta.finish for e in events if e.WhichOneof("event") == "delta"
-              and e.delta.HasField("finish")]
+    finish = [
+        e.delta.finish
+        for e in events
+        if e.WhichOneof("event") == "delta" and e.delta.HasField("finish")
+    ]
     assert [f.reason for f in finish] == [output_pb2.FINISH_REASON_ABORT]
     assert events[-1].WhichOneof("event") == "end"
     assert events[-1].end.usage.completion_tokens < 400

@@ -14,17 +14,30 @@ from protoserve.responses.v1 import responses_pb2
 from protoserve.scoring.v1 import scoring_pb2
 from protoserve.tokenizer.v1 import tokenizer_pb2
 
-FILES = [generate_pb2, pooling_pb2, scoring_pb2, tokenizer_pb2, audio_pb2, models_pb2,
-         responses_pb2, chat_pb2, output_pb2, params_pb2]
+FILES = [
+    generate_pb2,
+    pooling_pb2,
+    scoring_pb2,
+    tokenizer_pb2,
+    audio_pb2,
+    models_pb2,
+    responses_pb2,
+    chat_pb2,
+    output_pb2,
+    params_pb2,
+]
 SERVICES = [s for f in FILES for s in f.DESCRIPTOR.services_by_name.values()]
 
 
 def test_every_concern_has_a_versioned_service() -> None:
     names = {s.full_name for s in SERVICES}
     assert names == {
-        "protoserve.generate.v1.GenerateService", "protoserve.pooling.v1.PoolingService",
-        "protoserve.scoring.v1.ScoringService", "protoserve.tokenizer.v1.TokenizerService",
-        "protoserve.audio.v1.AudioService", "protoserve.models.v1.ModelsService",
+        "protoserve.generate.v1.GenerateService",
+        "protoserve.pooling.v1.PoolingService",
+        "protoserve.scoring.v1.ScoringService",
+        "protoserve.tokenizer.v1.TokenizerService",
+        "protoserve.audio.v1.AudioService",
+        "protoserve.models.v1.ModelsService",
         "protoserve.responses.v1.ResponsesService",
     }
 
@@ -51,12 +64,14 @@ def test_enum_zero_values_are_unspecified() -> None:
 def test_knobs_with_nonzero_defaults_are_optional() -> None:
     """A sample of knobs whose real default is not proto3's zero value."""
     knobs = {
-        params_pb2.SamplingParams: ["temperature", "top_p", "top_k", "n", "seed",
-                                    "length_penalty"],
+        params_pb2.SamplingParams: ["temperature", "top_p", "top_k", "n", "seed", "length_penalty"],
         params_pb2.PenaltyParams: ["repetition_penalty"],
         params_pb2.StoppingParams: ["max_tokens"],
-        params_pb2.OutputOptions: ["skip_special_tokens", "spaces_between_special_tokens",
-                                   "logprobs"],
+        params_pb2.OutputOptions: [
+            "skip_special_tokens",
+            "spaces_between_special_tokens",
+            "logprobs",
+        ],
         chat_pb2.ChatTemplateOptions: ["add_generation_prompt"],
         generate_pb2.ChatRequest: ["parallel_tool_calls", "include_reasoning"],
     }

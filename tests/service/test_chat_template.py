@@ -5,8 +5,8 @@ from transformers import AutoTokenizer
 
 from protoserve.common.v1 import chat_pb2
 from service.chat import ChatRenderSettings, render_prompt
-from service.errors import InvalidArgument
 from service.demo_model import CHATML_TEMPLATE
+from service.errors import InvalidArgument
 
 SETTINGS = ChatRenderSettings(CHATML_TEMPLATE)
 
@@ -17,10 +17,15 @@ def messages(*pairs: tuple[str, str]) -> list[chat_pb2.ChatMessage]:
 
 def test_rendering_equals_transformers_apply_chat_template(demo_model_dir) -> None:
     hf = AutoTokenizer.from_pretrained(demo_model_dir)
-    convo = [("system", "Be brief."), ("user", "Hi there"), ("assistant", "Hello!"),
-             ("user", "How are you?")]
-    expected = hf.apply_chat_template([{"role": r, "content": c} for r, c in convo],
-                                      tokenize=False, add_generation_prompt=True)
+    convo = [
+        ("system", "Be brief."),
+        ("user", "Hi there"),
+        ("assistant", "Hello!"),
+        ("user", "How are you?"),
+    ]
+    expected = hf.apply_chat_template(
+        [{"role": r, "content": c} for r, c in convo], tokenize=False, add_generation_prompt=True
+    )
     assert render_prompt(messages(*convo), chat_pb2.ChatTemplateOptions(), [], SETTINGS) == expected
 
 
@@ -51,8 +56,9 @@ def test_template_errors_are_invalid_argument_with_the_templates_message() -> No
 
 def test_missing_template_and_untrusted_request_template() -> None:
     with pytest.raises(InvalidArgument, match="no chat template"):
-        render_prompt(messages(("user", "x")), chat_pb2.ChatTemplateOptions(), [],
-                      ChatRenderSettings(None))
+        render_prompt(
+            messages(("user", "x")), chat_pb2.ChatTemplateOptions(), [], ChatRenderSettings(None)
+        )
     options = chat_pb2.ChatTemplateOptions(chat_template="{{ 'x' }}")
     with pytest.raises(InvalidArgument, match="trust-request-chat-template"):
         render_prompt(messages(("user", "x")), options, [], SETTINGS)

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from transformers import AutoModelForCausalLM
-
 import torch
+from transformers import AutoModelForCausalLM
 
 from service.detokenizer import IncrementalDetokenizer
 from service.tokenizer import Tokenizer
@@ -13,7 +12,7 @@ def test_streamed_text_equals_full_decode_with_split_utf8(demo_model_dir) -> Non
     prompt = tokenizer.encode("The lighthouse keeper")
     model = AutoModelForCausalLM.from_pretrained(demo_model_dir)
     out = model.generate(torch.tensor([prompt]), max_new_tokens=60, do_sample=False)
-    generated = out[0, len(prompt):].tolist()
+    generated = out[0, len(prompt) :].tolist()
     detokenizer = IncrementalDetokenizer(tokenizer, prompt, skip_special_tokens=True)
     streamed = "".join(detokenizer.add([t]) for t in generated)
     assert streamed == tokenizer.decode(generated, skip_special_tokens=True)

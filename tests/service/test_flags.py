@@ -22,16 +22,20 @@ def test_precedence_cli_over_env_over_config_over_default(tmp_path) -> None:
     config.write_text("max-num-seqs: 7\nmax_model_len: 1k\nport: 9001\nmodel: from-config\n")
     env = {"PROTOSERVE_MAX_MODEL_LEN": "2k", "PROTOSERVE_PORT": "9002"}
     values = resolve("serve", cli(["serve", "--config", str(config), "--port", "9003"]), env=env)
-    assert values["port"] == 9003          # command line
+    assert values["port"] == 9003  # command line
     assert values["max_model_len"] == 2048  # environment
-    assert values["max_num_seqs"] == 7      # config file
-    assert values["block_size"] == 16       # default
+    assert values["max_num_seqs"] == 7  # config file
+    assert values["block_size"] == 16  # default
     assert values["model"] == ["from-config"]
 
 
 def test_container_environment_variables() -> None:
-    env = {"MODEL_NAME": "/models/x", "CUSTOM_CHAT_TEMPLATE": "{{ 'hi' }}",
-           "PROTOSERVE_SERVED_MODEL_NAME": "a b", "PROTOSERVE_TRUST_REQUEST_CHAT_TEMPLATE": "true"}
+    env = {
+        "MODEL_NAME": "/models/x",
+        "CUSTOM_CHAT_TEMPLATE": "{{ 'hi' }}",
+        "PROTOSERVE_SERVED_MODEL_NAME": "a b",
+        "PROTOSERVE_TRUST_REQUEST_CHAT_TEMPLATE": "true",
+    }
     values = resolve("serve", cli(["serve"]), env=env)
     assert values["model"] == ["/models/x"]
     assert values["chat_template"] == "{{ 'hi' }}"
@@ -44,7 +48,9 @@ def test_bridge_flags_exclude_engine_flags() -> None:
     assert values["grpc_target"] == "unix:/tmp/s" and "max_num_seqs" not in values
 
 
-@pytest.mark.parametrize("text,expected", [("4096", 4096), ("1k", 1024), ("2K", 2048),
-                                           ("1.5g", 3 * 2**29), ("512MiB", 512 * 2**20)])
+@pytest.mark.parametrize(
+    "text,expected",
+    [("4096", 4096), ("1k", 1024), ("2K", 2048), ("1.5g", 3 * 2**29), ("512MiB", 512 * 2**20)],
+)
 def test_parse_size(text: str, expected: int) -> None:
     assert parse_size(text) == expected
