@@ -49,8 +49,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> pb.GenerateResponse:
         job = self._completion_job(request, context)
-        with self._inflight.track(job):
-            choices = await _collect(job, _echo_text(job, request.output.echo))
+        choices = await self._collect(job, _echo_text(job, request.output.echo))
         return pb.GenerateResponse(
             request_id=job.request_id,
             model=job.model.name,
@@ -71,19 +70,13 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
         job = self._completion_job(request, context)
-        header = {"request_id": job.request_id, "model": job.model.name}
-        with self._inflight.track(job):
-            first = True
-            async for delta in _with_echo(job.run(), _echo_text(job, request.output.echo)):
-                if first:
-                    first = False
-                    yield pb.GenerateStreamResponse(**header, prompt=_prompt_info(job))
-                message = pb.CompletionDelta(
-                    index=delta.index, text=delta.text, token_ids=delta.token_ids
-                )
-                _set_finish_and_usage(message, delta, job)
-                yield pb.GenerateStreamResponse(**header, delta=message)
-        yield pb.GenerateStreamResponse(**header, end=pb.StreamEnd(usage=convert.usage(job.usage)))
+
+        def delta_message(delta: ChoiceDelta) -> pb.CompletionDelta:
+            return pb.CompletionDelta(index=delta.index, text=delta.text, token_ids=delta.token_ids)
+
+        echo = _echo_text(job, request.output.echo)
+        async for message in self._stream(job, echo, pb.GenerateStreamResponse, delta_message):
+            yield message
 
     def _completion_job(
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
@@ -105,8 +98,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
     ) -> pb.ChatResponse:
         job = self._chat_job(request, context)
         role = _response_role(request)
-        with self._inflight.track(job):
-            choices = await _collect(job, _chat_echo(request, role))
+        choices = await self._collect(job, _chat_echo(request, role))
         return pb.ChatResponse(
             request_id=job.request_id,
             model=job.model.name,
@@ -128,21 +120,18 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
     ) -> AsyncIterator[pb.ChatStreamResponse]:
         job = self._chat_job(request, context)
         role = _response_role(request)
-        header = {"request_id": job.request_id, "model": job.model.name}
         started: set[int] = set()
-        with self._inflight.track(job):
-            async for delta in _with_echo(job.run(), _chat_echo(request, role)):
-                if not started:
-                    yield pb.ChatStreamResponse(**header, prompt=_prompt_info(job))
-                message = pb.ChatDelta(
-                    index=delta.index, content=delta.text, token_ids=delta.token_ids
-                )
-                if delta.index not in started:
-                    started.add(delta.index)
-                    message.role = role
-                _set_finish_and_usage(message, delta, job)
-                yield pb.ChatStreamResponse(**header, delta=message)
-        yield pb.ChatStreamResponse(**header, end=pb.StreamEnd(usage=convert.usage(job.usage)))
+
+        def delta_message(delta: ChoiceDelta) -> pb.ChatDelta:
+            message = pb.ChatDelta(index=delta.index, content=delta.text, token_ids=delta.token_ids)
+            if delta.index not in started:  # a choice's first delta names the role
+                started.add(delta.index)
+                message.role = role
+            return message
+
+        echo = _chat_echo(request, role)
+        async for message in self._stream(job, echo, pb.ChatStreamResponse, delta_message):
+            yield message
 
     def _chat_job(
         self, request: pb.ChatRequest, context: grpc.aio.ServicerContext
@@ -188,17 +177,35 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         )
         return GenerationJob(request_id_of(context, request.request_id), model, prompt, params)
 
+    async def _stream(self, job: GenerationJob, echo: str | None, response_type, delta_message):
+        """The stream shape both RPCs share: prompt, deltas (finish on each choice's last),
+        end with usage."""
+        header = {"request_id": job.request_id, "model": job.model.name}
+        first = True
+        with self._inflight.track(job):
+            async for delta in _with_echo(job.run(), echo):
+                if first:
+                    first = False
+                    yield response_type(**header, prompt=_prompt_info(job))
+                message = delta_message(delta)
+                if delta.finish is not None:
+                    message.finish.CopyFrom(convert.finish_info(delta.finish))
+                if job.params.output.continuous_usage_stats:
+                    message.usage.CopyFrom(convert.usage(job.usage))
+                yield response_type(**header, delta=message)
+        yield response_type(**header, end=pb.StreamEnd(usage=convert.usage(job.usage)))
+
+    async def _collect(self, job: GenerationJob, echo: str | None) -> list[_Choice]:
+        choices = [_Choice() for _ in range(job.params.output.n)]
+        with self._inflight.track(job):
+            async for delta in _with_echo(job.run(), echo):
+                choices[delta.index].add(delta)
+        return choices
+
     async def Abort(
         self, request: pb.AbortRequest, context: grpc.aio.ServicerContext
     ) -> pb.AbortResponse:
         return pb.AbortResponse(aborted=await self._inflight.abort(list(request.request_ids)))
-
-
-async def _collect(job: GenerationJob, echo: str | None) -> list[_Choice]:
-    choices = [_Choice() for _ in range(job.params.output.n)]
-    async for delta in _with_echo(job.run(), echo):
-        choices[delta.index].add(delta)
-    return choices
 
 
 async def _with_echo(deltas: AsyncIterator[ChoiceDelta], echo: str | None):
@@ -244,10 +251,3 @@ def _prompt_info(job: GenerationJob):
         with_token_ids=settings.return_prompt_token_ids,
         with_text=settings.return_prompt_text,
     )
-
-
-def _set_finish_and_usage(message, delta: ChoiceDelta, job: GenerationJob) -> None:
-    if delta.finish is not None:
-        message.finish.CopyFrom(convert.finish_info(delta.finish))
-    if job.params.output.continuous_usage_stats:
-        message.usage.CopyFrom(convert.usage(job.usage))

@@ -113,13 +113,17 @@ def _stop_candidate(text: str) -> str:
     return words[len(words) // 2].group()
 
 
-def test_stop_strings_cut_and_are_not_included(openai_client) -> None:
-    full = (
-        openai_client.completions.create(model="demo", prompt=PROMPT, max_tokens=60, temperature=0)
-        .choices[0]
-        .text
+@pytest.fixture(scope="module")
+def greedy_text(openai_client) -> str:
+    """60 greedy tokens after PROMPT, with no stop string."""
+    reply = openai_client.completions.create(
+        model="demo", prompt=PROMPT, max_tokens=60, temperature=0
     )
-    stop = _stop_candidate(full)
+    return reply.choices[0].text
+
+
+def test_stop_strings_cut_and_are_not_included(openai_client, greedy_text) -> None:
+    full, stop = greedy_text, _stop_candidate(greedy_text)
     reply = openai_client.completions.create(
         model="demo", prompt=PROMPT, max_tokens=60, temperature=0, stop=[stop, "\x00never"]
     )
@@ -136,13 +140,8 @@ def test_stop_strings_cut_and_are_not_included(openai_client) -> None:
     assert streamed == choice.text
 
 
-def test_include_stop_str_in_output(openai_client) -> None:
-    full = (
-        openai_client.completions.create(model="demo", prompt=PROMPT, max_tokens=60, temperature=0)
-        .choices[0]
-        .text
-    )
-    stop = _stop_candidate(full)
+def test_include_stop_str_in_output(openai_client, greedy_text) -> None:
+    full, stop = greedy_text, _stop_candidate(greedy_text)
     reply = openai_client.completions.create(
         model="demo",
         prompt=PROMPT,
