@@ -6,7 +6,6 @@ so each command imports what it needs when it runs."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from service.cli import flags, logs
 
@@ -59,7 +58,3 @@ def _demo_model(directory: str, seed: int, force: bool) -> int:
 
     print(f"built the demo model in {build_demo_model(directory, seed=seed)}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
