@@ -30,6 +30,8 @@ class _Add:
     request_id: str
     prompt_token_ids: list[int]
     params: SamplingParams
+    priority: int
+    cache_salt: str | None
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,20 @@ class AsyncEngine:
 
     # -- requests ------------------------------------------------------------------------
     async def generate(
-        self, request_id: str, prompt_token_ids: list[int], params: SamplingParams
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        *,
+        priority: int = 0,
+        cache_salt: str | None = None,
     ) -> AsyncIterator[RequestOutput]:
         """Outputs of one request as the engine produces them; the last has finished=True.
+        `priority` (lower first) needs the "priority" scheduling policy; requests share
+        prefix-cached blocks only with requests of the same `cache_salt`.
         Raises InvalidParameter / RequestAlreadyExists / EngineDeadError."""
-        stream = self._open(request_id, prompt_token_ids, params, asyncio.get_running_loop())
+        command = _Add(request_id, list(prompt_token_ids), params, priority, cache_salt)
+        stream = self._open(command, asyncio.get_running_loop())
         finished = False
         try:
             while not finished:
@@ -114,22 +125,22 @@ class AsyncEngine:
     def eos_token_ids(self) -> tuple[int, ...]:
         return self.engine.eos_token_ids
 
-    def _open(
-        self,
-        request_id: str,
-        prompt_token_ids: list[int],
-        params: SamplingParams,
-        loop: asyncio.AbstractEventLoop,
-    ) -> _Stream:
-        self.engine.validate_request(request_id, prompt_token_ids, params)
+    def _open(self, command: _Add, loop: asyncio.AbstractEventLoop) -> _Stream:
+        self.engine.validate_request(
+            command.request_id,
+            command.prompt_token_ids,
+            command.params,
+            priority=command.priority,
+            cache_salt=command.cache_salt,
+        )
         stream = _Stream(loop, asyncio.Queue())
         with self._wakeup:
             if self._dead is not None:
                 raise EngineDeadError(f"the engine is not running: {self._dead}") from self._dead
-            if request_id in self._streams:
-                raise RequestAlreadyExists(request_id)
-            self._streams[request_id] = stream
-            self._inbox.append(_Add(request_id, list(prompt_token_ids), params))
+            if command.request_id in self._streams:
+                raise RequestAlreadyExists(command.request_id)
+            self._streams[command.request_id] = stream
+            self._inbox.append(command)
             self._wakeup.notify()
         return stream
 
@@ -179,7 +190,11 @@ class AsyncEngine:
                 continue
             try:
                 self.engine.add_request(
-                    command.request_id, command.prompt_token_ids, command.params
+                    command.request_id,
+                    command.prompt_token_ids,
+                    command.params,
+                    priority=command.priority,
+                    cache_salt=command.cache_salt,
                 )
             except ValueError as exc:  # refused (e.g. a duplicate id): that request fails
                 items.append((command.request_id, exc))

@@ -11,9 +11,11 @@ import structlog
 import torch
 
 from engine.attention import create_backend, default_backend
+from engine.attention.base import AttentionBackend
 from engine.config import EngineConfig
 from engine.errors import InvalidParameter, RequestAlreadyExists
 from engine.kv_cache import KVCacheManager, allocate_kv_tensors, bytes_per_block
+from engine.kv_memory import num_profile_blocks, profile_batches, profile_kv_cache_budget
 from engine.loader import load_model, read_checkpoint
 from engine.model_runner import ModelRunner
 from engine.outputs import EngineStats, RequestOutput
@@ -38,15 +40,20 @@ class LLMEngine:
         self._check_scheduler_config()
         _limit_cpu_threads(self.device)
         backend = create_backend(default_backend(self.device))
-        self.model = load_model(checkpoint, backend, self.dtype, self.device)
-        num_blocks = self._num_kv_blocks()
-        self.kv_cache = KVCacheManager(num_blocks, config.cache.block_size)
+        self.model = load_model(
+            checkpoint, backend, self.dtype, self.device, config.model.model_impl
+        )
+        num_blocks = self._num_kv_blocks(backend)
+        self.kv_cache = KVCacheManager(
+            num_blocks, config.cache.block_size, config.cache.enable_prefix_caching
+        )
         self.runner = ModelRunner(
             self.model, backend, self._kv_tensors(num_blocks), config.cache.block_size, self.device
         )
         self.scheduler = Scheduler(config.scheduler, self.kv_cache)
         self.sampler = Sampler(self.vocab_size, self._eos_token_ids, self.device, config.model.seed)
         self.stop_checker = StopChecker(self._eos_token_ids, self._max_model_len)
+        self._num_tokens_computed = 0  # tokens run through the model; only step() counts
 
     # -- the step ------------------------------------------------------------------------
     def step(self) -> list[RequestOutput]:
@@ -54,6 +61,7 @@ class LLMEngine:
         if batch.is_empty:
             return []
         logits = self.runner.execute(batch)
+        self._num_tokens_computed += batch.num_batched_tokens
         token_ids = self.sampler.sample(logits, batch.sampling_sequences)
         return self._update(batch, token_ids)
 
@@ -68,7 +76,13 @@ class LLMEngine:
 
     # -- requests ------------------------------------------------------------------------
     def validate_request(
-        self, request_id: str, prompt_token_ids: list[int], params: SamplingParams
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        *,
+        priority: int = 0,
+        cache_salt: str | None = None,
     ) -> None:
         """Raise InvalidParameter for a bad request. Reads only immutable engine facts, so
         any thread may call it."""
@@ -88,14 +102,43 @@ class LLMEngine:
                 "prompt", f"token id {bad[0]} is outside the vocabulary [0, {self.vocab_size})"
             )
         params.validate(self.vocab_size)
+        self._validate_scheduling(priority, cache_salt)
+
+    def _validate_scheduling(self, priority: int, cache_salt: str | None) -> None:
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise InvalidParameter("priority", f"priority must be an integer, got {priority!r}")
+        policy = self.config.scheduler.policy
+        if policy == "fcfs" and priority != 0:
+            raise InvalidParameter(
+                "priority",
+                f"priority must be 0: this server schedules first-come-first-served "
+                f"(scheduling policy {policy!r}), got {priority}",
+            )
+        if cache_salt is not None and (not isinstance(cache_salt, str) or not cache_salt):
+            raise InvalidParameter("cache_salt", "cache_salt must be a non-empty string if set")
 
     def add_request(
-        self, request_id: str, prompt_token_ids: list[int], params: SamplingParams
+        self,
+        request_id: str,
+        prompt_token_ids: list[int],
+        params: SamplingParams,
+        *,
+        priority: int = 0,
+        cache_salt: str | None = None,
     ) -> None:
-        self.validate_request(request_id, prompt_token_ids, params)
+        self.validate_request(
+            request_id, prompt_token_ids, params, priority=priority, cache_salt=cache_salt
+        )
         if self.scheduler.get_request(request_id) is not None:
             raise RequestAlreadyExists(request_id)
-        request = Request(request_id, list(prompt_token_ids), params, time.monotonic())
+        request = Request(
+            request_id,
+            list(prompt_token_ids),
+            params,
+            time.monotonic(),
+            priority=priority,
+            cache_salt=cache_salt,
+        )
         self.scheduler.add_request(request)
         self.sampler.add_request(request_id, params)
 
@@ -129,11 +172,16 @@ class LLMEngine:
             num_kv_blocks_total=self.kv_cache.num_blocks,
             num_kv_blocks_free=self.kv_cache.num_free_blocks,
             block_size=self.kv_cache.block_size,
+            num_kv_blocks_cached=self.kv_cache.num_cached_free_blocks,
+            prefix_cache_queries=self.scheduler.prefix_cache_queries,
+            prefix_cache_hits=self.scheduler.prefix_cache_hits,
+            num_tokens_computed=self._num_tokens_computed,
         )
 
     def check_integrity(self) -> None:
-        """Every KV block free or owned exactly once (O(blocks): tests call it)."""
-        self.kv_cache.check_integrity()
+        """Every KV block free or held exactly as often as tables hold it, hashes
+        consistent, tables only for running requests (O(blocks): tests call it)."""
+        self.scheduler.check_integrity()
         self.check_no_leaks()
 
     def check_no_leaks(self) -> None:
@@ -174,13 +222,16 @@ class LLMEngine:
             model.head_dim, self.dtype, self.device,
         )  # fmt: skip
 
-    def _num_kv_blocks(self) -> int:
+    def _num_kv_blocks(self, backend: AttentionBackend) -> int:
         model, cache = self.model, self.config.cache
         per_block = bytes_per_block(
             model.num_layers, cache.block_size, model.num_kv_heads, model.head_dim, self.dtype
         )
         wanted_tokens = self.config.scheduler.max_num_seqs * self._max_model_len
-        num_blocks = cache.resolve_num_blocks(per_block, wanted_tokens)
+        budget = self._cuda_kv_budget(backend)
+        if budget is not None:  # the profile's activations and blocks go back to the device
+            torch.cuda.empty_cache()
+        num_blocks = cache.resolve_num_blocks(per_block, wanted_tokens, budget)
         if num_blocks * cache.block_size < self._max_model_len:
             raise ValueError(
                 f"the KV cache holds {num_blocks * cache.block_size} tokens, fewer than "
@@ -194,8 +245,28 @@ class LLMEngine:
             tokens=num_blocks * cache.block_size,
             mib=round(num_blocks * per_block / 2**20, 1),
             max_model_len=self._max_model_len,
+            prefix_caching=cache.enable_prefix_caching,
         )
         return num_blocks
+
+    def _cuda_kv_budget(self, backend: AttentionBackend) -> int | None:
+        """On CUDA without an explicit size: bytes left for KV blocks after a profiling
+        pass at the step's token budget (see kv_memory). None otherwise."""
+        cache, sched = self.config.cache, self.config.scheduler
+        if self.device.type != "cuda" or cache.num_blocks or cache.kv_cache_memory:
+            return None
+        batches = profile_batches(
+            sched.max_num_batched_tokens, sched.max_num_seqs, self._max_model_len, cache.block_size
+        )
+        kv = self._kv_tensors(num_profile_blocks(batches))
+        runner = ModelRunner(self.model, backend, kv, cache.block_size, self.device)
+        sampler = Sampler(self.vocab_size, self._eos_token_ids, self.device)
+
+        def forward() -> None:
+            for batch in batches:
+                sampler.sample(runner.execute(batch), batch.sampling_sequences)
+
+        return profile_kv_cache_budget(forward, self.device, cache.gpu_memory_utilization)
 
 
 def _output(request: Request, new_token_ids: list[int]) -> RequestOutput:
@@ -206,7 +277,7 @@ def _output(request: Request, new_token_ids: list[int]) -> RequestOutput:
         finish_reason=request.status.finish_reason,
         stop_token_id=request.stop_token_id,
         num_prompt_tokens=request.num_prompt_tokens,
-        num_cached_tokens=0,
+        num_cached_tokens=max(request.num_cached_tokens, 0),
         num_output_tokens=request.num_output_tokens,
     )
 

@@ -1,68 +1,51 @@
-"""KV cache mechanism: a pool of fixed-size blocks, per-request block tables, and the
-paged K/V tensors. Policy (who runs, who is preempted) lives in the scheduler.
+"""KV cache mechanism: per-request block tables over a BlockPool, prefix cache lookups,
+and the paged K/V tensors. Policy (who runs, who is preempted) lives in the scheduler.
 
-Blocks carry reference counts so that prefix caching can share a full block between
-requests: a later change hashes full blocks (token content + parent hash), keeps freed
-cached blocks in the free queue as LRU eviction candidates, and lets `allocate_slots`
-start from blocks found by hash. Today every block has one owner."""
+Prefix caching: once a block is full of computed K/V, the scheduler offers it with its
+hash (`cache_full_blocks`). On admission the scheduler asks for the longest cached prefix
+of a request's full blocks (`find_cached_prefix`) and hands the answer, an opaque
+CachedPrefix, straight back to `allocate_slots`, which shares those blocks (reference
+counts) and allocates the rest. Freed blocks keep their hashes until evicted."""
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
+from engine.block_hash import BlockHash
+from engine.block_pool import Block, BlockPool
+
+
+@dataclass(frozen=True)
+class CachedPrefix:
+    """A lookup's answer. Valid until the pool next allocates: pass it to allocate_slots
+    at once. The scheduler reads only `num_tokens`."""
+
+    blocks: tuple[Block, ...]
+    block_hashes: tuple[BlockHash, ...]  # what each block held when found
+    num_tokens: int  # tokens those blocks hold (a multiple of block_size)
+
+
+NO_PREFIX = CachedPrefix((), (), 0)
+
 
 @dataclass(eq=False)
-class Block:
-    block_id: int
-    ref_count: int = 0
-
-
-class BlockPool:
-    """Every block of the cache; a free queue in allocation order (front first)."""
-
-    def __init__(self, num_blocks: int) -> None:
-        self.blocks = [Block(i) for i in range(num_blocks)]
-        self._free: deque[Block] = deque(self.blocks)
-
-    @property
-    def num_blocks(self) -> int:
-        return len(self.blocks)
-
-    @property
-    def num_free_blocks(self) -> int:
-        return len(self._free)
-
-    def allocate(self, count: int) -> list[Block]:
-        assert count <= len(self._free), "caller must check num_free_blocks first"
-        taken = [self._free.popleft() for _ in range(count)]
-        for block in taken:
-            assert block.ref_count == 0
-            block.ref_count = 1
-        return taken
-
-    def release(self, blocks: Iterable[Block]) -> None:
-        """Drop one reference from each block; a block with none left becomes free."""
-        for block in blocks:
-            assert block.ref_count > 0, f"block {block.block_id} released twice"
-            block.ref_count -= 1
-            if block.ref_count == 0:
-                self._free.append(block)
-
-    def free_block_ids(self) -> list[int]:
-        return [b.block_id for b in self._free]
+class _Table:
+    blocks: list[Block]
+    num_hashed: int = 0  # leading full blocks already offered to the prefix cache
 
 
 class KVCacheManager:
-    """Per-request block tables over a BlockPool; allocate-as-you-grow."""
+    """Per-request block tables; allocate-as-you-grow; full blocks shared by hash."""
 
-    def __init__(self, num_blocks: int, block_size: int) -> None:
+    def __init__(self, num_blocks: int, block_size: int, enable_prefix_caching: bool = True):
         self.block_size = block_size
+        self.enable_prefix_caching = enable_prefix_caching
         self.pool = BlockPool(num_blocks)
-        self._tables: dict[str, list[Block]] = {}
+        self._tables: dict[str, _Table] = {}
 
     @property
     def num_blocks(self) -> int:
@@ -70,52 +53,97 @@ class KVCacheManager:
 
     @property
     def num_free_blocks(self) -> int:
+        """Blocks no request holds, including cached ones (evictable at any time)."""
         return self.pool.num_free_blocks
 
-    def blocks_needed(self, request_id: str, num_tokens: int) -> int:
-        """New blocks to hold `num_tokens` tokens in total for this request."""
-        have = len(self._tables.get(request_id, ()))
-        return max(0, -(-num_tokens // self.block_size) - have)
+    @property
+    def num_cached_free_blocks(self) -> int:
+        return self.pool.num_cached_free_blocks
 
-    def can_allocate(self, request_id: str, num_tokens: int) -> bool:
-        return self.blocks_needed(request_id, num_tokens) <= self.pool.num_free_blocks
+    def find_cached_prefix(
+        self, block_hashes: Sequence[BlockHash], max_tokens: int
+    ) -> CachedPrefix:
+        """The longest run of cached blocks matching `block_hashes` from the start,
+        holding at most `max_tokens` tokens."""
+        if not self.enable_prefix_caching:
+            return NO_PREFIX
+        blocks: list[Block] = []
+        for block_hash in block_hashes[: max_tokens // self.block_size]:
+            block = self.pool.lookup(block_hash)
+            if block is None:
+                break
+            blocks.append(block)
+        hashes = tuple(block_hashes[: len(blocks)])
+        return CachedPrefix(tuple(blocks), hashes, len(blocks) * self.block_size)
 
-    def allocate_slots(self, request_id: str, num_tokens: int) -> bool:
-        """Grow the request's table to hold `num_tokens` tokens; False (and no change)
-        when the pool has too few free blocks."""
-        needed = self.blocks_needed(request_id, num_tokens)
-        if needed > self.pool.num_free_blocks:
+    def allocate_slots(
+        self, request_id: str, num_tokens: int, prefix: CachedPrefix = NO_PREFIX
+    ) -> bool:
+        """Grow the request's table to hold `num_tokens` tokens in total, starting a new
+        table from `prefix`; False (and no change) when too few blocks are free."""
+        table = self._tables.get(request_id)
+        assert table is None or not prefix.blocks, "a cached prefix only starts a table"
+        for block, block_hash in zip(prefix.blocks, prefix.block_hashes, strict=True):
+            assert block.block_hash == block_hash, "stale CachedPrefix: allocated since lookup"
+        have = len(table.blocks) if table is not None else len(prefix.blocks)
+        needed = max(0, -(-num_tokens // self.block_size) - have)
+        revived = sum(1 for b in prefix.blocks if b.ref_count == 0)  # leave the free queue
+        if needed + revived > self.pool.num_free_blocks:
             return False
-        table = self._tables.setdefault(request_id, [])
-        table.extend(self.pool.allocate(needed))
+        if table is None:
+            table = self._tables[request_id] = _Table(list(prefix.blocks), len(prefix.blocks))
+            self.pool.touch(prefix.blocks)
+        table.blocks.extend(self.pool.allocate(needed))
         return True
 
+    def cache_full_blocks(
+        self, request_id: str, block_hashes: Sequence[BlockHash], num_computed_tokens: int
+    ) -> None:
+        """Offer the request's blocks that are full of computed K/V to the prefix cache;
+        `block_hashes` are the request's full-block hashes (at least that many)."""
+        if not self.enable_prefix_caching:
+            return
+        table = self._tables[request_id]
+        num_full = num_computed_tokens // self.block_size
+        assert num_full <= len(block_hashes), "hash the request's tokens first"
+        for index in range(table.num_hashed, num_full):
+            self.pool.cache(table.blocks[index], block_hashes[index])
+        table.num_hashed = max(table.num_hashed, num_full)
+
     def block_ids(self, request_id: str) -> list[int]:
-        return [b.block_id for b in self._tables.get(request_id, ())]
+        table = self._tables.get(request_id)
+        return [b.block_id for b in table.blocks] if table is not None else []
+
+    def holds(self, request_id: str) -> bool:
+        return request_id in self._tables
+
+    def request_ids(self) -> list[str]:
+        """Requests holding a block table."""
+        return list(self._tables)
 
     def free(self, request_id: str) -> None:
         """Release all of the request's blocks (finish, abort, preemption). Idempotent.
-        Released tail-first so a later LRU evicts a sequence's last blocks first."""
-        table = self._tables.pop(request_id, [])
-        self.pool.release(reversed(table))
+        Released tail-first, so eviction takes a sequence's last blocks first."""
+        table = self._tables.pop(request_id, None)
+        if table is not None:
+            self.pool.release(reversed(table.blocks))
 
     def check_integrity(self) -> None:
-        """Every block is either free (ref 0, once in the free queue) or owned, and its
-        ref count equals the number of tables holding it."""
-        owners: dict[int, int] = {}
-        for table in self._tables.values():
-            for block in table:
-                owners[block.block_id] = owners.get(block.block_id, 0) + 1
-        free_ids = self.pool.free_block_ids()
-        assert len(free_ids) == len(set(free_ids)), "a block is twice in the free queue"
+        """Every block is free (ref 0, once in the free queue) or held, its ref count
+        equal to the number of tables holding it; hashes only on offered blocks."""
+        holders = Counter(b.block_id for t in self._tables.values() for b in t.blocks)
         for block in self.pool.blocks:
-            refs = owners.get(block.block_id, 0)
+            refs = holders.get(block.block_id, 0)
             assert block.ref_count == refs, (
                 f"block {block.block_id}: ref {block.ref_count} != {refs}"
             )
-            assert refs == 1 or refs == 0, f"block {block.block_id} is owned {refs} times"
-        assert set(free_ids) == {b.block_id for b in self.pool.blocks if b.ref_count == 0}
-        assert len(free_ids) + len(owners) == self.pool.num_blocks
+        for request_id, table in self._tables.items():
+            ids = [b.block_id for b in table.blocks]
+            assert len(ids) == len(set(ids)), f"{request_id} holds a block twice"
+            assert table.num_hashed <= len(ids)
+            unoffered = table.blocks[table.num_hashed :]
+            assert all(b.block_hash is None for b in unoffered), f"{request_id}: early hash"
+        self.pool.check_integrity()
 
 
 def bytes_per_block(

@@ -1,5 +1,6 @@
 """Loading a Hugging Face checkpoint from a local directory: config.json, EOS ids and
-safetensors weights (single file or sharded via model.safetensors.index.json)."""
+safetensors weights (single file or sharded via model.safetensors.index.json), into the
+native model for its architecture or the transformers fallback (ModelConfig.model_impl)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ from torch import nn
 from tqdm import tqdm
 
 from engine.attention.base import AttentionBackend
-from engine.models import model_class
+from engine.errors import UnsupportedModel
+from engine.models import fallback_class, model_class, use_native
 
 log = structlog.get_logger(__name__)
 
 INDEX_FILE = "model.safetensors.index.json"
+# config.json keys naming the longest sequence, by family (GPT-2 says n_positions).
+_MAX_POSITION_KEYS = ("max_position_embeddings", "n_positions")
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,10 @@ class Checkpoint:
 
     @property
     def max_position_embeddings(self) -> int:
-        return int(self.config.get("max_position_embeddings", 2048))
+        for key in _MAX_POSITION_KEYS:
+            if self.config.get(key):
+                return int(self.config[key])
+        return 2048
 
 
 def read_checkpoint(model_dir: str | Path) -> Checkpoint:
@@ -68,10 +75,47 @@ def _eos_token_ids(path: Path, config: dict[str, Any]) -> tuple[int, ...]:
 
 
 def load_model(
+    checkpoint: Checkpoint,
+    backend: AttentionBackend,
+    dtype: torch.dtype,
+    device: torch.device,
+    model_impl: str = "auto",
+) -> nn.Module:
+    """The native model for the architecture, or the transformers fallback, per
+    `model_impl` (see ModelConfig.model_impl)."""
+    started = time.monotonic()
+    native = use_native(checkpoint.architecture, model_impl)
+    model = None
+    if native:
+        try:
+            model = _load_native(checkpoint, backend, dtype, device)
+        except UnsupportedModel as exc:
+            if model_impl != "auto":
+                raise
+            # e.g. a rope scaling type the native code lacks: transformers may serve it.
+            log.warning(
+                "native implementation refused the checkpoint; using transformers", reason=str(exc)
+            )
+            native = False
+    if model is None:
+        model = fallback_class().load(checkpoint.model_dir, backend, dtype, device)
+    num_params = sum(p.numel() for p in model.parameters())
+    log.info(
+        "model loaded",
+        architecture=checkpoint.architecture,
+        impl="native" if native else "transformers",
+        params=num_params,
+        dtype=str(dtype).removeprefix("torch."),
+        device=str(device),
+        seconds=round(time.monotonic() - started, 2),
+    )
+    return model
+
+
+def _load_native(
     checkpoint: Checkpoint, backend: AttentionBackend, dtype: torch.dtype, device: torch.device
 ) -> nn.Module:
     """Build the model without initialising it (meta device), then fill it from disk."""
-    started = time.monotonic()
     cls = model_class(checkpoint.architecture)
     with torch.device("meta"):
         model = cls(checkpoint.config, backend, dtype)
@@ -82,15 +126,6 @@ def load_model(
         raise ValueError(
             f"{checkpoint.model_dir}: weights missing from the checkpoint: {missing[:8]}"
         )
-    num_params = sum(p.numel() for p in model.parameters())
-    log.info(
-        "model loaded",
-        architecture=checkpoint.architecture,
-        params=num_params,
-        dtype=str(dtype).removeprefix("torch."),
-        device=str(device),
-        seconds=round(time.monotonic() - started, 2),
-    )
     return model
 
 

@@ -1,13 +1,15 @@
 """A request's state inside the engine, with an explicit lifecycle enum.
 
 Ownership: the scheduler is the only component that mutates a Request (status,
-num_computed_tokens, output_token_ids, stop_token_id); everything else reads it."""
+num_computed_tokens, output_token_ids, block_hashes, num_cached_tokens, stop_token_id);
+everything else reads it."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
 
+from engine.block_hash import BlockHash
 from engine.sampling_params import SamplingParams
 
 
@@ -49,13 +51,20 @@ class Request:
     sampling_params: SamplingParams
     arrival_time: float  # time.monotonic() when added
     output_token_ids: list[int] = field(default_factory=list)
-    # Tokens whose K/V are in the cache. Reset to 0 on preemption (recompute).
+    # Tokens whose K/V are in the cache (computed or found by prefix). Reset to 0 on
+    # preemption (recompute; a later admission may find its blocks again).
     num_computed_tokens: int = 0
     status: RequestStatus = RequestStatus.WAITING
     stop_token_id: int | None = None  # the EOS / stop token id that finished it
-    # FCFS rank, given by the scheduler on arrival: ties in arrival_time never reorder.
+    # Arrival rank, given by the scheduler on arrival: ties in arrival_time never reorder.
     arrival_seq: int = -1
     num_preemptions: int = 0
+    priority: int = 0  # lower runs first under the "priority" policy; 0 under "fcfs"
+    cache_salt: str | None = None  # prefix cache isolation: only equal salts share blocks
+    # Hashes of the full blocks of prompt + output (prefix caching), extended as it grows.
+    block_hashes: list[BlockHash] = field(default_factory=list)
+    # Prompt tokens found in the prefix cache at the first admission; -1 before it.
+    num_cached_tokens: int = -1
 
     @property
     def num_prompt_tokens(self) -> int:

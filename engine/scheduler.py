@@ -1,100 +1,76 @@
-"""Continuous batching under a token budget (policy). Each step: running requests first
-(decodes and unfinished prefill chunks, in arrival order), then waiting requests are
-admitted FCFS while tokens, sequence slots and KV blocks last. When a running request
-needs a block and none is free, the most recently arrived running request is preempted:
-its blocks are freed and it waits, at the front of the queue, to be recomputed.
+"""Continuous batching under a token budget (policy).
+
+Every request has a rank, and the rank key is the whole scheduling policy: arrival order
+("fcfs"), or priority then arrival ("priority", lower runs first). Each step: running
+requests first, best rank first (decodes and unfinished prefill chunks), then waiting
+requests are admitted in rank order while tokens, sequence slots and KV blocks last;
+nobody overtakes the head of the queue. When a running request needs a block and none is
+free, the worst-ranked running request is preempted: its blocks are released (cached ones
+keep their hashes) and it waits, by rank, to be recomputed. A waiting request that ranks
+above running ones (only possible under "priority") preempts them, worst first, when it
+cannot otherwise be admitted.
+
+Admission starts a request at the longest cached prefix of its full blocks, leaving at
+least one token to compute so that the last position's logits exist.
 
 The KV cache manager is the mechanism: it hands out blocks and reports when it cannot."""
 
 from __future__ import annotations
 
 import bisect
-from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import structlog
 
-from engine.config import SchedulerConfig
-from engine.kv_cache import KVCacheManager
+from engine.block_hash import extend_block_hashes
+from engine.config import SCHEDULING_POLICIES, SchedulerConfig
+from engine.kv_cache import CachedPrefix, KVCacheManager
 from engine.request import Request, RequestStatus
-from engine.sampling_params import SamplingParams
+from engine.scheduler_output import ScheduledSequence, SchedulerOutput
+
+__all__ = ["RANK_KEYS", "ScheduledSequence", "Scheduler", "SchedulerOutput"]
 
 log = structlog.get_logger(__name__)
 
-
-@dataclass(frozen=True)
-class ScheduledSequence:
-    """One request's share of a step: everything the runner and sampler may know of it."""
-
-    request_id: str
-    # Tokens whose K/V this step computes, at positions start_position, start_position + 1, ...
-    token_ids: list[int]
-    # Tokens of this request already in the KV cache (its context before this step).
-    start_position: int
-    # The request's block table, covering start_position + len(token_ids) tokens.
-    block_ids: list[int]
-    # True when this chunk reaches the last known token: the runner returns the logits of
-    # its last row and the sampler draws the next token. False for non-final prefill chunks.
-    samples: bool
-    # How to sample (read by the sampler when `samples`).
-    sampling_params: SamplingParams
-    # Tokens generated so far (the sampler masks EOS/stop ids while below min_tokens).
-    num_output_tokens: int
-
-    @property
-    def num_new_tokens(self) -> int:
-        return len(self.token_ids)
-
-    @property
-    def context_len(self) -> int:
-        """Tokens in the cache once this step has written its K/V."""
-        return self.start_position + len(self.token_ids)
-
-
-@dataclass(frozen=True)
-class SchedulerOutput:
-    """The contract between scheduler and runner for one step."""
-
-    # Batch order: running requests (arrival order), then newly admitted ones.
-    sequences: list[ScheduledSequence]
-    # Requests preempted this step: blocks freed, waiting to be recomputed (for logs/tests).
-    preempted_request_ids: list[str]
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.sequences
-
-    @property
-    def num_batched_tokens(self) -> int:
-        return sum(s.num_new_tokens for s in self.sequences)
-
-    @property
-    def sampling_sequences(self) -> list[ScheduledSequence]:
-        """The sequences that sample this step, in batch order (= logits row order)."""
-        return [s for s in self.sequences if s.samples]
+# Lower ranks run first and are preempted last.
+RANK_KEYS: dict[str, Callable[[Request], tuple[int, ...]]] = {
+    "fcfs": lambda r: (r.arrival_seq,),
+    "priority": lambda r: (r.priority, r.arrival_seq),
+}
+assert set(RANK_KEYS) == set(SCHEDULING_POLICIES)
 
 
 @dataclass
-class _Budget:
-    tokens: int  # tokens left in this step
+class _Step:
+    """What one schedule() call has decided so far."""
+
+    tokens: int  # token budget left
+    sequences: list[ScheduledSequence] = field(default_factory=list)
+    preempted: list[str] = field(default_factory=list)
 
 
 class Scheduler:
     def __init__(self, config: SchedulerConfig, kv: KVCacheManager) -> None:
         self.config = config
         self.kv = kv
-        self.waiting: deque[Request] = deque()
-        self.running: list[Request] = []  # sorted by arrival_seq
+        self._rank = RANK_KEYS[config.policy]
+        self.waiting: list[Request] = []  # sorted by rank; preempted ones included
+        self.running: list[Request] = []  # sorted by rank
         self._requests: dict[str, Request] = {}
         self._next_arrival_seq = 0
+        # Prefix cache lookups at admission, in tokens; cumulative, counted only here.
+        self.prefix_cache_queries = 0
+        self.prefix_cache_hits = 0
 
     # -- requests in and out -------------------------------------------------------------
     def add_request(self, request: Request) -> None:
         assert request.request_id not in self._requests, "engine checks ids first"
         request.arrival_seq = self._next_arrival_seq
         self._next_arrival_seq += 1
+        self._hash_new_blocks(request)
         self._requests[request.request_id] = request
-        self.waiting.append(request)
+        bisect.insort(self.waiting, request, key=self._rank)
 
     def get_request(self, request_id: str) -> Request | None:
         return self._requests.get(request_id)
@@ -102,7 +78,7 @@ class Scheduler:
     def finish_request(
         self, request_id: str, status: RequestStatus, stop_token_id: int | None = None
     ) -> Request:
-        """Remove a request (stopped, length, aborted) and free its blocks at once."""
+        """Remove a request (stopped, length, aborted) and release its blocks at once."""
         assert status.is_finished
         request = self._requests.pop(request_id)
         if request.status == RequestStatus.RUNNING:
@@ -127,92 +103,140 @@ class Scheduler:
 
     # -- one step ------------------------------------------------------------------------
     def schedule(self) -> SchedulerOutput:
-        budget = _Budget(self.config.max_num_batched_tokens)
-        sequences, preempted = self._schedule_running(budget)
-        if not preempted:  # blocks are short: admitting more would only churn
-            sequences += self._admit_waiting(budget)
-        return SchedulerOutput(sequences, preempted)
+        step = _Step(self.config.max_num_batched_tokens)
+        self._schedule_running(step)
+        if not step.preempted:  # blocks are short: admitting more would only churn
+            self._admit_waiting(step)
+        return SchedulerOutput(step.sequences, step.preempted)
 
     def update_from_output(self, output: SchedulerOutput, sampled: list[int]) -> list[Request]:
-        """Advance computed tokens, append sampled tokens; returns the requests that got one."""
+        """Advance computed tokens (caching blocks they fill), append sampled tokens;
+        returns the requests that got one."""
         tokens = iter(sampled)
         updated: list[Request] = []
         for seq in output.sequences:
             request = self._requests[seq.request_id]
             request.num_computed_tokens += seq.num_new_tokens
+            self.kv.cache_full_blocks(
+                request.request_id, request.block_hashes, request.num_computed_tokens
+            )
             if seq.samples:
                 request.output_token_ids.append(next(tokens))
+                self._hash_new_blocks(request)
                 updated.append(request)
         assert next(tokens, None) is None, "one sampled token per sampling sequence"
         return updated
 
     # -- policy pieces -------------------------------------------------------------------
-    def _schedule_running(self, budget: _Budget) -> tuple[list[ScheduledSequence], list[str]]:
-        scheduled: list[ScheduledSequence] = []
-        preempted: list[str] = []
+    def _schedule_running(self, step: _Step) -> None:
         index = 0
-        while index < len(self.running) and budget.tokens > 0:
+        while index < len(self.running) and step.tokens > 0:
             request = self.running[index]
-            num_new = min(request.num_uncomputed_tokens, budget.tokens)
-            if not self._reserve_or_preempt(request, num_new, preempted):
-                break  # the request itself was the latest arrival and got preempted
-            scheduled.append(self._scheduled(request, num_new))
-            budget.tokens -= num_new
+            num_new = min(request.num_uncomputed_tokens, step.tokens)
+            if not self._reserve_or_preempt(request, num_new, step):
+                break  # the request itself ranked last and got preempted
+            self._schedule(request, num_new, step)
             index += 1
-        return scheduled, preempted
 
-    def _reserve_or_preempt(self, request: Request, num_new: int, preempted: list[str]) -> bool:
-        """Blocks for `num_new` more tokens, preempting the latest arrivals until they fit."""
+    def _reserve_or_preempt(self, request: Request, num_new: int, step: _Step) -> bool:
+        """Blocks for `num_new` more tokens, preempting the worst-ranked until they fit."""
         target = request.num_computed_tokens + num_new
         while not self.kv.allocate_slots(request.request_id, target):
             victim = self.running[-1]
-            self._preempt(victim)
-            preempted.append(victim.request_id)
+            self._preempt(victim, step)
             if victim is request:
                 return False
         return True
 
-    def _preempt(self, request: Request) -> None:
-        """Recompute-style preemption: keep the generated tokens, drop the cache."""
+    def _admit_waiting(self, step: _Step) -> None:
+        while self.waiting and step.tokens > 0:
+            request = self.waiting[0]
+            prefix = self.kv.find_cached_prefix(request.block_hashes, request.num_tokens - 1)
+            num_new = self._prefill_chunk(request.num_tokens - prefix.num_tokens, step.tokens)
+            if num_new == 0 or not self._seat(request, prefix, num_new, step):
+                break  # nobody overtakes the head of the queue
+            self.waiting.pop(0)
+            self._start(request, prefix)
+            self._schedule(request, num_new, step)
+
+    def _prefill_chunk(self, needed: int, budget_tokens: int) -> int:
+        """Tokens of a waiting request's (re)prefill that fit in this step; 0 = none."""
+        if needed <= budget_tokens:
+            return needed
+        return budget_tokens if self.config.enable_chunked_prefill else 0
+
+    def _seat(self, request: Request, prefix: CachedPrefix, num_new: int, step: _Step) -> bool:
+        """A sequence slot and blocks for a waiting request; while they are short, running
+        requests ranked below it are preempted, worst first."""
+        target = prefix.num_tokens + num_new
+        while not (
+            len(self.running) < self.config.max_num_seqs
+            and self.kv.allocate_slots(request.request_id, target, prefix)
+        ):
+            if not self.running or self._rank(self.running[-1]) < self._rank(request):
+                return False
+            self._preempt(self.running[-1], step)
+        return True
+
+    def _start(self, request: Request, prefix: CachedPrefix) -> None:
+        request.status = RequestStatus.RUNNING
+        request.num_computed_tokens = prefix.num_tokens
+        if request.num_cached_tokens < 0:  # set once, at the first admission
+            request.num_cached_tokens = prefix.num_tokens
+        if self.kv.enable_prefix_caching:
+            self.prefix_cache_queries += request.num_tokens
+            self.prefix_cache_hits += prefix.num_tokens
+        bisect.insort(self.running, request, key=self._rank)
+
+    def _preempt(self, request: Request, step: _Step) -> None:
+        """Recompute-style preemption: keep the generated tokens, release the blocks."""
         self.running.remove(request)
         self.kv.free(request.request_id)
         request.status = RequestStatus.PREEMPTED
         request.num_computed_tokens = 0
         request.num_preemptions += 1
-        self.waiting.appendleft(request)
+        bisect.insort(self.waiting, request, key=self._rank)
+        step.preempted.append(request.request_id)
+        for index, seq in enumerate(step.sequences):  # scheduled earlier in this step
+            if seq.request_id == request.request_id:
+                step.tokens += seq.num_new_tokens
+                del step.sequences[index]
+                break
         log.debug("preempted", request_id=request.request_id, tokens=request.num_tokens)
 
-    def _admit_waiting(self, budget: _Budget) -> list[ScheduledSequence]:
-        admitted: list[ScheduledSequence] = []
-        while self.waiting and budget.tokens > 0 and len(self.running) < self.config.max_num_seqs:
-            request = self.waiting[0]
-            num_new = self._prefill_chunk(request, budget.tokens)
-            target = request.num_computed_tokens + num_new
-            if num_new == 0 or not self.kv.allocate_slots(request.request_id, target):
-                break  # FCFS: nobody overtakes the head of the queue
-            self.waiting.popleft()
-            request.status = RequestStatus.RUNNING
-            bisect.insort(self.running, request, key=lambda r: r.arrival_seq)
-            admitted.append(self._scheduled(request, num_new))
-            budget.tokens -= num_new
-        return admitted
-
-    def _prefill_chunk(self, request: Request, budget_tokens: int) -> int:
-        """Tokens of a waiting request's (re)prefill that fit in this step; 0 = none."""
-        needed = request.num_uncomputed_tokens
-        if needed <= budget_tokens:
-            return needed
-        return budget_tokens if self.config.enable_chunked_prefill else 0
-
-    def _scheduled(self, request: Request, num_new: int) -> ScheduledSequence:
+    def _schedule(self, request: Request, num_new: int, step: _Step) -> None:
         start = request.num_computed_tokens
         end = start + num_new
-        return ScheduledSequence(
-            request_id=request.request_id,
-            token_ids=request.token_ids_between(start, end),
-            start_position=start,
-            block_ids=self.kv.block_ids(request.request_id),
-            samples=end == request.num_tokens,
-            sampling_params=request.sampling_params,
-            num_output_tokens=request.num_output_tokens,
+        step.tokens -= num_new
+        step.sequences.append(
+            ScheduledSequence(
+                request_id=request.request_id,
+                token_ids=request.token_ids_between(start, end),
+                start_position=start,
+                block_ids=self.kv.block_ids(request.request_id),
+                samples=end == request.num_tokens,
+                sampling_params=request.sampling_params,
+                num_output_tokens=request.num_output_tokens,
+            )
         )
+
+    def _hash_new_blocks(self, request: Request) -> None:
+        """Extend the request's full-block hashes over tokens it gained."""
+        block_size = self.kv.block_size
+        start = len(request.block_hashes) * block_size
+        if self.kv.enable_prefix_caching and request.num_tokens - start >= block_size:
+            new_tokens = request.token_ids_between(start, request.num_tokens)
+            extend_block_hashes(request.block_hashes, new_tokens, block_size, request.cache_salt)
+
+    # -- invariants ----------------------------------------------------------------------
+    def check_integrity(self) -> None:
+        """Blocks die with running: exactly the running requests hold tables, each
+        covering its computed tokens; both queues in rank order; then the KV checks."""
+        assert set(self.kv.request_ids()) == {r.request_id for r in self.running}
+        for request in self.running:
+            blocks = len(self.kv.block_ids(request.request_id))
+            assert blocks * self.kv.block_size >= request.num_computed_tokens
+        assert all(r.num_computed_tokens == 0 for r in self.waiting)
+        assert self.running == sorted(self.running, key=self._rank)
+        assert self.waiting == sorted(self.waiting, key=self._rank)
+        self.kv.check_integrity()

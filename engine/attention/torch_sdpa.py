@@ -39,7 +39,7 @@ class TorchSDPABackend(AttentionBackend):
             out[rows] = _decode(query[rows], kv_cache, metadata, scale, sliding_window)
         for span in metadata.prefills:
             rows = slice(span.token_start, span.token_start + span.query_len)
-            out[rows] = _prefill(
+            out[rows] = sdpa_prefill(
                 query[rows],
                 key[rows],
                 value[rows],
@@ -81,7 +81,7 @@ def _decode(
     return out.squeeze(2)
 
 
-def _prefill(
+def sdpa_prefill(
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,

@@ -1,7 +1,10 @@
-"""Native Llama-family decoder (LlamaForCausalLM and MistralForCausalLM checkpoints).
+"""Native Llama-family decoder (LlamaForCausalLM and MistralForCausalLM checkpoints), and
+the layers the other Llama-like architectures (Qwen2, Qwen3) are built from.
 
 Tokens of the whole batch come flattened ([T]); attention goes through the paged backend.
-q/k/v and gate/up projections are fused; `load_weights` maps the Hugging Face names."""
+q/k/v and gate/up projections are fused; `load_weights` maps the Hugging Face names.
+An architecture that differs only in options (biases, q/k norms, per-layer windows)
+subclasses LlamaForCausalLM and overrides `args_from_config`."""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,18 +20,7 @@ from engine.attention.base import AttentionBackend, AttentionMetadata, KVCache
 from engine.errors import UnsupportedModel
 from engine.models.layers import GatedMLP, RMSNorm
 from engine.models.rotary import RotaryEmbedding, apply_rotary, rope_parameters
-
-log = structlog.get_logger(__name__)
-
-# HF sub-module -> (our fused module, shard index).
-_STACKED = {
-    "q_proj": ("qkv_proj", 0),
-    "k_proj": ("qkv_proj", 1),
-    "v_proj": ("qkv_proj", 2),
-    "gate_proj": ("gate_up_proj", 0),
-    "up_proj": ("gate_up_proj", 1),
-}
-_IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
+from engine.models.weights import FusedWeightLoader
 
 
 @dataclass(frozen=True)
@@ -44,9 +35,11 @@ class LlamaArgs:
     rms_norm_eps: float
     max_position_embeddings: int
     tie_word_embeddings: bool
-    attention_bias: bool
+    qkv_bias: bool  # q/k/v projections have a bias
+    o_proj_bias: bool
     mlp_bias: bool
-    sliding_window: int | None
+    qk_norm: bool  # per-head RMSNorm on q and k before RoPE (Qwen3)
+    sliding_windows: tuple[int | None, ...]  # per layer: attend to this many keys, or all
     rope: dict[str, Any]
 
     @classmethod
@@ -55,27 +48,36 @@ class LlamaArgs:
             raise UnsupportedModel(
                 f"hidden_act {config['hidden_act']!r} is not supported (silu only)"
             )
-        heads = config["num_attention_heads"]
+        heads, layers = config["num_attention_heads"], config["num_hidden_layers"]
+        bias = config.get("attention_bias", False)
         return cls(
             vocab_size=config["vocab_size"],
             hidden_size=config["hidden_size"],
             intermediate_size=config["intermediate_size"],
-            num_layers=config["num_hidden_layers"],
+            num_layers=layers,
             num_heads=heads,
             num_kv_heads=config.get("num_key_value_heads") or heads,
             head_dim=config.get("head_dim") or config["hidden_size"] // heads,
             rms_norm_eps=config.get("rms_norm_eps", 1e-6),
             max_position_embeddings=config.get("max_position_embeddings", 2048),
             tie_word_embeddings=config.get("tie_word_embeddings", False),
-            attention_bias=config.get("attention_bias", False),
+            qkv_bias=bias,
+            o_proj_bias=bias,
             mlp_bias=config.get("mlp_bias", False),
-            sliding_window=config.get("sliding_window"),
+            qk_norm=False,
+            sliding_windows=(config.get("sliding_window"),) * layers,
             rope=rope_parameters(config),
         )
 
 
 class LlamaAttention(nn.Module):
-    def __init__(self, args: LlamaArgs, backend: AttentionBackend, dtype: torch.dtype) -> None:
+    def __init__(
+        self,
+        args: LlamaArgs,
+        sliding_window: int | None,
+        backend: AttentionBackend,
+        dtype: torch.dtype,
+    ) -> None:
         super().__init__()
         self.num_heads, self.num_kv_heads, self.head_dim = (
             args.num_heads,
@@ -85,12 +87,16 @@ class LlamaAttention(nn.Module):
         q_size, kv_size = args.num_heads * args.head_dim, args.num_kv_heads * args.head_dim
         self.split = (q_size, kv_size, kv_size)
         self.qkv_proj = nn.Linear(
-            args.hidden_size, sum(self.split), bias=args.attention_bias, dtype=dtype
+            args.hidden_size, sum(self.split), bias=args.qkv_bias, dtype=dtype
         )
-        self.o_proj = nn.Linear(q_size, args.hidden_size, bias=args.attention_bias, dtype=dtype)
+        self.o_proj = nn.Linear(q_size, args.hidden_size, bias=args.o_proj_bias, dtype=dtype)
+        self.q_norm = self.k_norm = None
+        if args.qk_norm:
+            self.q_norm = RMSNorm(args.head_dim, args.rms_norm_eps, dtype)
+            self.k_norm = RMSNorm(args.head_dim, args.rms_norm_eps, dtype)
         self.backend = backend
         self.scale = args.head_dim**-0.5
-        self.sliding_window = args.sliding_window
+        self.sliding_window = sliding_window
 
     def forward(
         self,
@@ -102,8 +108,11 @@ class LlamaAttention(nn.Module):
     ) -> torch.Tensor:
         tokens = x.shape[0]
         q, k, v = self.qkv_proj(x).split(self.split, dim=-1)
-        q = apply_rotary(q.view(tokens, self.num_heads, self.head_dim), cos, sin)
-        k = apply_rotary(k.view(tokens, self.num_kv_heads, self.head_dim), cos, sin)
+        q = q.view(tokens, self.num_heads, self.head_dim)
+        k = k.view(tokens, self.num_kv_heads, self.head_dim)
+        if self.q_norm is not None and self.k_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         v = v.view(tokens, self.num_kv_heads, self.head_dim)
         out = self.backend.forward(
             q, k, v, kv_cache, metadata, scale=self.scale, sliding_window=self.sliding_window
@@ -112,10 +121,13 @@ class LlamaAttention(nn.Module):
 
 
 class LlamaDecoderLayer(nn.Module):
-    def __init__(self, args: LlamaArgs, backend: AttentionBackend, dtype: torch.dtype) -> None:
+    def __init__(
+        self, args: LlamaArgs, index: int, backend: AttentionBackend, dtype: torch.dtype
+    ) -> None:
         super().__init__()
+        window = args.sliding_windows[index]
         self.input_layernorm = RMSNorm(args.hidden_size, args.rms_norm_eps, dtype)
-        self.self_attn = LlamaAttention(args, backend, dtype)
+        self.self_attn = LlamaAttention(args, window, backend, dtype)
         self.post_attention_layernorm = RMSNorm(args.hidden_size, args.rms_norm_eps, dtype)
         self.mlp = GatedMLP(args.hidden_size, args.intermediate_size, args.mlp_bias, dtype)
 
@@ -136,10 +148,10 @@ class LlamaForCausalLM(nn.Module):
         self, config: dict[str, Any], backend: AttentionBackend, dtype: torch.dtype
     ) -> None:
         super().__init__()
-        args = self.args = LlamaArgs.from_config(config)
+        args = self.args = self.args_from_config(config)
         self.embed_tokens = nn.Embedding(args.vocab_size, args.hidden_size, dtype=dtype)
         self.layers = nn.ModuleList(
-            LlamaDecoderLayer(args, backend, dtype) for _ in range(args.num_layers)
+            LlamaDecoderLayer(args, i, backend, dtype) for i in range(args.num_layers)
         )
         self.norm = RMSNorm(args.hidden_size, args.rms_norm_eps, dtype)
         self.lm_head = None
@@ -156,6 +168,11 @@ class LlamaForCausalLM(nn.Module):
             args.vocab_size,
             args.max_position_embeddings,
         )
+
+    @classmethod
+    def args_from_config(cls, config: dict[str, Any]) -> LlamaArgs:
+        """config.json -> the options this class is built from."""
+        return LlamaArgs.from_config(config)
 
     def forward(
         self,
@@ -178,54 +195,10 @@ class LlamaForCausalLM(nn.Module):
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:
         """Copy Hugging Face tensors into our parameters; returns the fully loaded names."""
-        params = dict(self.named_parameters())
-        rows_loaded: dict[str, int] = {}
-        skipped: list[str] = []
-        for hf_name, tensor in weights:
-            target = self._target(hf_name)
-            if target is None or target[0] not in params:
-                skipped.append(hf_name)
-                continue
-            name, shard = target
-            rows = self._copy(params[name], name, shard, tensor, hf_name)
-            rows_loaded[name] = rows_loaded.get(name, 0) + rows
-        if skipped:
-            log.warning("checkpoint tensors not used", count=len(skipped), first=skipped[:5])
-        return {n for n, p in params.items() if rows_loaded.get(n) == p.shape[0]}
-
-    def _target(self, hf_name: str) -> tuple[str, int | None] | None:
-        """Our parameter name and shard index for a checkpoint name; None = not ours."""
-        name = hf_name.removeprefix("model.")
-        if name.endswith(_IGNORED_SUFFIXES) or (
-            name.startswith("lm_head.") and self.lm_head is None
-        ):
-            return None
-        parts = name.split(".")
-        for i, part in enumerate(parts):
-            if part in _STACKED:
-                fused, shard = _STACKED[part]
-                return ".".join([*parts[:i], fused, *parts[i + 1 :]]), shard
-        return name, None
-
-    def _copy(
-        self, param: nn.Parameter, name: str, shard: int | None, tensor: torch.Tensor, hf_name: str
-    ) -> int:
-        split = self._split_of(name)
-        start = 0 if shard is None else sum(split[:shard])
-        length = param.shape[0] if shard is None else split[shard]
-        dest = param.data[start : start + length]
-        if dest.shape != tensor.shape:
-            raise ValueError(
-                f"{hf_name}: checkpoint shape {tuple(tensor.shape)} != {tuple(dest.shape)}"
-            )
-        dest.copy_(tensor)
-        return length
-
-    def _split_of(self, name: str) -> tuple[int, ...]:
         args = self.args
-        if ".qkv_proj." in f".{name}":
-            kv = args.num_kv_heads * args.head_dim
-            return (args.num_heads * args.head_dim, kv, kv)
-        if ".gate_up_proj." in f".{name}":
-            return (args.intermediate_size, args.intermediate_size)
-        return ()
+        kv = args.num_kv_heads * args.head_dim
+        shards = {
+            "qkv_proj": (args.num_heads * args.head_dim, kv, kv),
+            "gate_up_proj": (args.intermediate_size, args.intermediate_size),
+        }
+        return FusedWeightLoader(self, shards, skip_lm_head=self.lm_head is None).load(weights)

@@ -86,15 +86,20 @@ def make_engine(
     max_num_batched_tokens: int = 512,
     chunked: bool = True,
     seed: int = 0,
+    prefix_caching: bool = True,
+    policy: str = "fcfs",
 ) -> LLMEngine:
     return LLMEngine(
         EngineConfig(
             model=ModelConfig(str(model.path), max_model_len=max_model_len, seed=seed),
-            cache=CacheConfig(block_size=block_size, num_blocks=num_blocks),
+            cache=CacheConfig(
+                block_size=block_size, num_blocks=num_blocks, enable_prefix_caching=prefix_caching
+            ),
             scheduler=SchedulerConfig(
                 max_num_seqs=max_num_seqs,
                 max_num_batched_tokens=max_num_batched_tokens,
                 enable_chunked_prefill=chunked,
+                policy=policy,
             ),
             device="cpu",
         )

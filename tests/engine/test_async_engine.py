@@ -187,3 +187,15 @@ async def test_shutdown_refuses_new_work(llama_eos) -> None:
     engine.shutdown()
     with pytest.raises(EngineDeadError):
         await anext(engine.generate("late", [5], GREEDY))
+
+
+async def test_cached_prompt_tokens_are_reported(llama_async: AsyncEngine) -> None:
+    prompt = list(range(3, 40))  # 37 tokens: 9 whole blocks of 4 can be served
+    first = await _collect(llama_async.generate("p1", prompt, GREEDY, cache_salt="t"))
+    again = await _collect(llama_async.generate("p2", prompt, GREEDY, cache_salt="t"))
+    other = await _collect(llama_async.generate("p3", prompt, GREEDY, cache_salt="u"))
+    assert [o[-1].num_cached_tokens for o in (first, again, other)] == [0, 36, 0]
+    stats = llama_async.stats()
+    assert stats.prefix_cache_hits == 36 and stats.prefix_cache_queries == 3 * 37
+    await _until_idle(llama_async)
+    assert llama_async.stats().num_kv_blocks_cached > 0

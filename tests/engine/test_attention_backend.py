@@ -1,4 +1,4 @@
-"""Paged SDPA attention vs dense causal attention, on a mixed batch built by the runner:
+"""Every CPU backend vs dense causal attention, on a mixed batch built by the runner:
 decodes, a later prefill chunk, a fresh prompt; GQA; with and without a sliding window."""
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ def _dense(
     return torch.stack(rows)
 
 
+@pytest.mark.parametrize("backend", ["torch_sdpa", "cpu_paged"])
 @pytest.mark.parametrize("window", [None, 5])
-def test_paged_attention_matches_dense(window: int | None) -> None:
+def test_paged_attention_matches_dense(backend: str, window: int | None) -> None:
     g = torch.Generator().manual_seed(0)
     # (start, new tokens): decode at 9, decode at 1, chunk 6..13, fresh prompt of 7.
     shapes = [(9, 1), (1, 1), (6, 8), (0, 7)]
@@ -53,7 +54,7 @@ def test_paged_attention_matches_dense(window: int | None) -> None:
             caches[0][0][slot], caches[0][1][slot] = k[p], v[p]
         full.append((q, k, v, start, total))
         seqs.append(ScheduledSequence(str(i), [0] * n, start, blocks, True, SamplingParams(), 0))
-    runner = ModelRunner(None, create_backend("torch_sdpa"), caches, BLOCK, torch.device("cpu"))
+    runner = ModelRunner(None, create_backend(backend), caches, BLOCK, torch.device("cpu"))
     meta = runner.prepare_inputs(SchedulerOutput(seqs, [])).attn_metadata
     assert meta.num_decodes == 2 and len(meta.prefills) == 2
     q_new, k_new, v_new = (torch.cat([f[j][f[3] : f[4]] for f in full]) for j in range(3))
@@ -68,7 +69,7 @@ def test_paged_attention_matches_dense(window: int | None) -> None:
 
 
 def test_registry_is_lazy_and_rejects_unknown_names() -> None:
-    assert "torch_sdpa" in available_backends()
+    assert {"torch_sdpa", "cpu_paged", "flashinfer"} <= set(available_backends())
     assert create_backend("torch_sdpa").name == "torch_sdpa"
     with pytest.raises(ValueError, match="torch_sdpa"):
         create_backend("no-such-backend")

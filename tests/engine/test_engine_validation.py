@@ -100,7 +100,7 @@ def test_unsupported_architecture_lists_the_supported_ones(llama, tmp_path) -> N
     config["architectures"] = ["GPT2LMHeadModel"]
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     with pytest.raises(UnsupportedModel, match="LlamaForCausalLM") as err:
-        LLMEngine(EngineConfig(ModelConfig(str(tmp_path / "m")), device="cpu"))
+        LLMEngine(EngineConfig(ModelConfig(str(tmp_path / "m"), model_impl="native"), device="cpu"))
     assert "GPT2LMHeadModel" in str(err.value)
 
 
@@ -110,4 +110,13 @@ def test_unknown_rope_scaling_is_refused(llama, tmp_path) -> None:
     config["rope_parameters"] = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0}
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     with pytest.raises(UnsupportedModel, match="yarn"):
-        LLMEngine(EngineConfig(ModelConfig(str(tmp_path / "m")), device="cpu"))
+        LLMEngine(EngineConfig(ModelConfig(str(tmp_path / "m"), model_impl="native"), device="cpu"))
+
+
+def test_auto_falls_back_to_transformers_when_native_refuses(llama, tmp_path) -> None:
+    shutil.copytree(llama.path, tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["rope_parameters"] = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0}
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    engine = LLMEngine(EngineConfig(ModelConfig(str(tmp_path / "m")), device="cpu"))
+    assert type(engine.model).__name__ == "TransformersForCausalLM"

@@ -9,6 +9,7 @@ import torch
 from engine_helpers import EOS_PROMPT, TinyModel, make_engine, run_all, tokens
 
 from engine import ModelConfig, SamplingParams
+from engine.config import cpu_has_fast_bf16
 from engine.loader import INDEX_FILE, read_checkpoint, safetensors_files
 
 
@@ -45,7 +46,8 @@ def test_missing_weights_are_reported(llama, tmp_path) -> None:
 
 def test_dtype_and_length_resolution() -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert ModelConfig("m").torch_dtype(cpu, "bfloat16") == torch.float32
+    cpu_auto = torch.bfloat16 if cpu_has_fast_bf16() else torch.float32  # test_dtypes.py
+    assert ModelConfig("m").torch_dtype(cpu, "bfloat16") == cpu_auto
     assert ModelConfig("m").torch_dtype(cuda, "bfloat16") == torch.bfloat16
     assert ModelConfig("m").torch_dtype(cuda, "float16") == torch.float16
     assert ModelConfig("m").torch_dtype(cuda, "float32") == torch.float32

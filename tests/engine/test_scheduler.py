@@ -1,4 +1,6 @@
-"""Scheduling policy without a model: budgets, chunked prefill, FCFS, preemption."""
+"""Scheduling policy without a model: budgets, chunked prefill, FCFS, preemption, and
+admission from the prefix cache. Prompts here are runs of consecutive ids, so they share
+prefixes: tests about other things turn prefix caching off."""
 
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ from engine.sampling_params import SamplingParams
 from engine.scheduler import Scheduler, SchedulerOutput
 
 
-def _scheduler(num_blocks: int = 64, block_size: int = 4, **config) -> Scheduler:
-    return Scheduler(SchedulerConfig(**config), KVCacheManager(num_blocks, block_size))
+def _scheduler(
+    num_blocks: int = 64, block_size: int = 4, caching: bool = False, **config
+) -> Scheduler:
+    return Scheduler(SchedulerConfig(**config), KVCacheManager(num_blocks, block_size, caching))
 
 
-def _add(scheduler: Scheduler, request_id: str, prompt_len: int) -> Request:
-    request = Request(request_id, list(range(10, 10 + prompt_len)), SamplingParams(), 0.0)
+def _add(scheduler: Scheduler, request_id: str, prompt_len: int, first: int = 10) -> Request:
+    prompt = list(range(first, first + prompt_len))
+    request = Request(request_id, prompt, SamplingParams(), 0.0)
     scheduler.add_request(request)
     return request
 
@@ -22,7 +27,7 @@ def _add(scheduler: Scheduler, request_id: str, prompt_len: int) -> Request:
 def _step(scheduler: Scheduler, token: int = 7) -> SchedulerOutput:
     out = scheduler.schedule()
     scheduler.update_from_output(out, [token] * len(out.sampling_sequences))
-    scheduler.kv.check_integrity()
+    scheduler.check_integrity()
     return out
 
 
@@ -116,3 +121,49 @@ def test_finish_frees_blocks_from_any_state() -> None:
     assert not s.has_unfinished_requests()
     assert s.kv.num_free_blocks == s.kv.num_blocks
     s.kv.check_integrity()
+
+
+def test_preempted_request_resumes_from_its_cached_blocks() -> None:
+    s = _scheduler(num_blocks=4, block_size=4, max_num_batched_tokens=64, caching=True)
+    _add(s, "a", 4, first=100)
+    b = _add(s, "b", 7)
+    _step(s, token=1)
+    _step(s, token=2)
+    out = _step(s, token=3)  # as above: b (9 tokens, 8 computed) is preempted
+    assert out.preempted_request_ids == ["b"] and b.num_computed_tokens == 0
+    s.finish_request("a", RequestStatus.FINISHED_LENGTH)
+    resumed = _step(s, token=4).sequences[0]
+    # Its two full blocks kept their hashes: only the last token is recomputed.
+    assert (resumed.request_id, resumed.start_position, resumed.token_ids) == ("b", 8, [2])
+    assert resumed.block_ids == [1, 2, 3]  # a was freed tail first: 3 before its cached 0
+    assert b.num_cached_tokens == 0  # set at the first admission only
+    assert (s.prefix_cache_queries, s.prefix_cache_hits) == (4 + 7 + 9, 8)
+
+
+def test_admission_starts_at_the_cached_prefix() -> None:
+    s = _scheduler(block_size=4, caching=True)
+    _add(s, "a", 10)
+    _step(s)
+    b = _add(s, "b", 9)  # shares a's first 9 tokens: two full blocks cached
+    c = _add(s, "c", 8)  # 8 tokens: the second block must be recomputed
+    out = _step(s)
+    assert _shape(out) == [("a", 1, True), ("b", 1, True), ("c", 4, True)]
+    assert [q.start_position for q in out.sequences] == [10, 8, 4]
+    assert (b.num_cached_tokens, c.num_cached_tokens) == (8, 4)
+    assert s.kv.block_ids("b")[:2] == s.kv.block_ids("a")[:2] == [0, 1]
+    assert s.kv.block_ids("c")[:1] == [0]
+    s.finish_request("a", RequestStatus.FINISHED_ABORTED)  # b's shared blocks stay
+    assert s.kv.block_ids("b")[:2] == [0, 1]
+    _step(s)
+
+
+def test_chunked_prefill_caches_each_chunk_for_later_arrivals() -> None:
+    s = _scheduler(block_size=4, max_num_batched_tokens=6, caching=True)
+    _add(s, "a", 14)
+    _step(s)  # a: 6 tokens computed, one full block cached
+    b = _add(s, "b", 14)
+    out = _step(s)  # a: 6 more; b starts after the cached block
+    assert _shape(out) == [("a", 6, False)]  # the budget went to a
+    out = _step(s)
+    assert [(q.request_id, q.start_position) for q in out.sequences] == [("a", 12), ("b", 12)]
+    assert b.num_cached_tokens == 12
