@@ -7,8 +7,13 @@ DEMO_MODEL ?= models/demo
 SERVE_ARGS ?=
 PYTEST_ARGS ?=
 BUF := .tools/node_modules/.bin/buf
+# Envoy's descriptor set: built on demand, not committed (envoy/README.md says why).
+DESCRIPTOR := envoy/protoserve.binpb
+PROTOS := $(shell find proto/protoserve -name '*.proto')
+# e.g. ENVOY_ARGS="--grpc 127.0.0.1:50051 --grpc 127.0.0.1:50052 --lb ring_hash"
+ENVOY_ARGS ?=
 
-.PHONY: install serve test proto proto-lint lint clean
+.PHONY: install serve test proto proto-lint lint envoy deploy-config clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +37,18 @@ test: $(STAMP)
 
 proto: $(STAMP)
 	$(BIN)/python proto/build.py
+	$(BIN)/python proto/build.py --descriptor-set $(DESCRIPTOR)
+
+$(DESCRIPTOR): $(PROTOS) proto/build.py | $(STAMP)
+	$(BIN)/python proto/build.py --descriptor-set $@
+
+# Envoy on :8080 in front of `make serve` (gRPC :50051, bridge :8000); admin on :9901.
+envoy: $(DESCRIPTOR)
+	$(BIN)/python envoy/render.py --descriptor $(DESCRIPTOR) $(ENVOY_ARGS) -o .tools/envoy.yaml
+	PATH=$(BIN):$$PATH envoy -c .tools/envoy.yaml --disable-hot-restart
+
+deploy-config: $(STAMP)
+	$(BIN)/python envoy/render.py --kubernetes -o deploy/gateway-config.yaml
 
 $(BUF):
 	mkdir -p .tools && cd .tools && npm install --silent --no-fund --no-audit @bufbuild/buf@1.75.0
@@ -41,7 +58,7 @@ proto-lint: $(STAMP) $(BUF)
 	cd proto && ../$(BUF) lint ../.tools/protoserve.binpb --path protoserve --config buf.yaml
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine service rest_bridge tests proto/build.py
+	$(BIN)/ruff check engine service rest_bridge tests proto/build.py envoy
 
 clean:
 	rm -rf $(VENV) .tools models .pytest_cache

@@ -7,6 +7,9 @@ a temporary directory and fails when the committed code differs.
 Usage: python proto/build.py [OUT_DIR]              (default: proto/)
        python proto/build.py --descriptor-set FILE  (a FileDescriptorSet with imports and
                                                      source info: buf lint, Envoy)
+
+`make proto` also writes envoy/protoserve.binpb, the descriptor set Envoy's gRPC-JSON
+transcoder loads. It is built on demand, not committed (see envoy/README.md).
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from pathlib import Path
 
 PROTO_ROOT = Path(__file__).resolve().parent
 PACKAGE = "protoserve"
+# Not imported by the contract, but in the descriptor set so Envoy's convert_grpc_status
+# can render the google.rpc details the service sends (BadRequest, ErrorInfo, ...).
+STATUS_PROTOS = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
 
 
 def proto_files() -> list[str]:
@@ -47,6 +53,7 @@ def generate(out_dir: Path) -> list[Path]:
 
 
 def descriptor_set(path: Path) -> None:
+    """Every file of the contract, google.rpc status and details, and all their imports."""
     from grpc_tools import protoc
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +64,7 @@ def descriptor_set(path: Path) -> None:
         "--include_source_info",
         f"--descriptor_set_out={path}",
     ]
-    if protoc.main(args + proto_files()) != 0:
+    if protoc.main(args + proto_files() + STATUS_PROTOS) != 0:
         raise RuntimeError("protoc failed")
 
 

@@ -1,4 +1,4 @@
-"""The gRPC server: servicers, health, reflection, model loading, graceful stop."""
+"""The gRPC server: servicers, health, reflection, model loading, drain and stop."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from protoserve.generate.v1 import generate_pb2, generate_pb2_grpc
 from protoserve.models.v1 import models_pb2, models_pb2_grpc
 from protoserve.tokenizer.v1 import tokenizer_pb2, tokenizer_pb2_grpc
 from service.config import ServiceConfig
+from service.drain import Drain
 from service.inflight import InflightRequests
 from service.interceptors import ErrorInterceptor
 from service.registry import ModelRegistry
@@ -42,6 +43,11 @@ SERVER_OPTIONS = [
 ]
 
 
+# Seconds the server waits, after the drain, for finished calls to flush and health
+# watchers to go.
+STOP_GRACE_SECONDS = 1.0
+
+
 @dataclass
 class Service:
     """A started gRPC server and what it serves."""
@@ -52,12 +58,13 @@ class Service:
     registry: ModelRegistry
     health: health.aio.HealthServicer
     inflight: InflightRequests
+    drainer: Drain
 
     @classmethod
     async def start(cls, config: ServiceConfig) -> Service:
         """Listen at once (health NOT_SERVING); call load_models() next."""
-        registry, inflight = ModelRegistry(), InflightRequests()
-        server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=SERVER_OPTIONS)
+        registry, inflight, drainer = ModelRegistry(), InflightRequests(), Drain()
+        server = grpc.aio.server(interceptors=[drainer, ErrorInterceptor()], options=SERVER_OPTIONS)
         generate_pb2_grpc.add_GenerateServiceServicer_to_server(
             GenerateServicer(registry, inflight), server
         )
@@ -75,7 +82,7 @@ class Service:
         if config.uds_path:
             server.add_insecure_port(f"unix:{config.uds_path}")
         await server.start()
-        service = cls(config, server, port, registry, health_servicer, inflight)
+        service = cls(config, server, port, registry, health_servicer, inflight, drainer)
         await service._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         log.info("grpc server listening", host=config.host, port=port, uds=config.uds_path)
         return service
@@ -92,10 +99,25 @@ class Service:
         self.registry.mark_ready()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
 
-    async def stop(self) -> None:
-        """Refuse new work, let in-flight calls finish (bounded), stop the engines."""
+    async def drain(self, hurry: asyncio.Event | None = None) -> bool:
+        """Report NOT_SERVING and refuse new RPCs (UNAVAILABLE "server is draining"), then
+        wait for the calls in flight and for health checkers to see NOT_SERVING
+        (service/drain.py): at most shutdown_timeout seconds, or until `hurry` is set.
+        True when drained."""
+        self.drainer.start()
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.server.stop(grace=self.config.shutdown_timeout)
+        log.info("draining", in_flight=self.drainer.in_flight)
+        drained = await self.drainer.wait_drained(self.config.shutdown_timeout, hurry)
+        if not drained:
+            log.warning("drain cut short; cancelling calls", in_flight=self.drainer.in_flight)
+        return drained
+
+    async def stop(self) -> None:
+        """Drain (unless done already), stop the server, stop the engines."""
+        if not self.drainer.draining:
+            await self.drain()
+        # The calls have returned; the grace lets their last frames reach the clients.
+        await self.server.stop(grace=STOP_GRACE_SECONDS)
         for model in self.registry.loaded():
             model.engine.shutdown()
         log.info("grpc server stopped")

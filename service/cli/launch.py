@@ -1,6 +1,7 @@
 """Starting the processes: the gRPC service, the REST bridge, or both (`serve`: the
 service in this process, the bridge in a child process talking to it over a unix
-socket). SIGINT / SIGTERM stop everything cleanly."""
+socket). SIGINT / SIGTERM drain the service (health NOT_SERVING, new RPCs refused,
+in-flight calls finish within --shutdown-timeout), then stop everything and exit 0."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ def service_config(values: dict[str, Any], uds_path: str | None = None):
             block_size=values["block_size"],
             dtype=values["dtype"],
             kv_cache_memory=values["kv_cache_memory"],
+            gpu_memory_utilization=values["gpu_memory_utilization"],
+            enable_prefix_caching=values["enable_prefix_caching"],
+            scheduling_policy=values["scheduling_policy"],
+            model_impl=values["model_impl"],
             seed=values["seed"],
             device=values["device"],
         ),
@@ -95,6 +100,12 @@ async def _run_service(config, bridge: list[str] | None) -> int:
     if child is not None:
         waits[asyncio.ensure_future(asyncio.to_thread(child.wait))] = "bridge exited"
     code = await _wait_for_stop(waits)
+    # Drain first, bridge still up: new requests get 503 from it, in-flight ones finish.
+    # A second signal cuts the drain short.
+    hurry = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, hurry.set)
+    await service.drain(hurry)
     if child is not None and child.poll() is None:
         child.terminate()
         await asyncio.to_thread(_reap, child, config.shutdown_timeout + 5)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protoserve/models/v1/models.proto\x12\x14protoserve.models.v1\x1a\x1cgoogle/api/annotations.proto\"\x13\n\x11ListModelsRequest\"E\n\x12ListModelsResponse\x12/\n\x06models\x18\x01 \x03(\x0b\x32\x1f.protoserve.models.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"}\n\x0cRuntimeStats\x12\x13\n\x0bnum_running\x18\x01 \x01(\r\x12\x13\n\x0bnum_waiting\x18\x02 \x01(\r\x12\x17\n\x0fkv_blocks_total\x18\x03 \x01(\r\x12\x16\n\x0ekv_blocks_free\x18\x04 \x01(\r\x12\x12\n\nblock_size\x18\x05 \x01(\r\"\x9b\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\x0c\n\x04root\x18\x03 \x01(\t\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x03\x12\x15\n\rmax_model_len\x18\x05 \x01(\r\x12\x12\n\nvocab_size\x18\x06 \x01(\r\x12\x14\n\x0c\x61rchitecture\x18\x07 \x01(\t\x12\r\n\x05\x64type\x18\x08 \x01(\t\x12\x36\n\x0c\x63\x61pabilities\x18\t \x03(\x0e\x32 .protoserve.models.v1.Capability\x12\x31\n\x05stats\x18\n \x01(\x0b\x32\".protoserve.models.v1.RuntimeStats\x12\x15\n\reos_token_ids\x18\x0b \x03(\r*\xb9\x02\n\nCapability\x12\x1a\n\x16\x43\x41PABILITY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41PABILITY_GENERATE\x10\x01\x12\x13\n\x0f\x43\x41PABILITY_CHAT\x10\x02\x12\x17\n\x13\x43\x41PABILITY_TOKENIZE\x10\x03\x12\x14\n\x10\x43\x41PABILITY_EMBED\x10\x04\x12\x17\n\x13\x43\x41PABILITY_CLASSIFY\x10\x05\x12\x13\n\x0f\x43\x41PABILITY_POOL\x10\x06\x12\x14\n\x10\x43\x41PABILITY_SCORE\x10\x07\x12\x1f\n\x1b\x43\x41PABILITY_GENERATIVE_SCORE\x10\x08\x12\x19\n\x15\x43\x41PABILITY_TRANSCRIBE\x10\t\x12\x18\n\x14\x43\x41PABILITY_TRANSLATE\x10\n\x12\x18\n\x14\x43\x41PABILITY_RESPONSES\x10\x0b\x32\xfe\x01\n\rModelsService\x12w\n\nListModels\x12\'.protoserve.models.v1.ListModelsRequest\x1a(.protoserve.models.v1.ListModelsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/models\x12t\n\x08GetModel\x12%.protoserve.models.v1.GetModelRequest\x1a\x1f.protoserve.models.v1.ModelInfo\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/models/{name=**}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protoserve/models/v1/models.proto\x12\x14protoserve.models.v1\x1a\x1cgoogle/api/annotations.proto\"\x13\n\x11ListModelsRequest\"E\n\x12ListModelsResponse\x12/\n\x06models\x18\x01 \x03(\x0b\x32\x1f.protoserve.models.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xe9\x01\n\x0cRuntimeStats\x12\x13\n\x0bnum_running\x18\x01 \x01(\r\x12\x13\n\x0bnum_waiting\x18\x02 \x01(\r\x12\x17\n\x0fkv_blocks_total\x18\x03 \x01(\r\x12\x16\n\x0ekv_blocks_free\x18\x04 \x01(\r\x12\x12\n\nblock_size\x18\x05 \x01(\r\x12\x18\n\x10kv_blocks_cached\x18\x06 \x01(\r\x12\x1c\n\x14prefix_cache_queries\x18\x07 \x01(\x04\x12\x19\n\x11prefix_cache_hits\x18\x08 \x01(\x04\x12\x17\n\x0ftokens_computed\x18\t \x01(\x04\"\x9b\x02\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\x0c\n\x04root\x18\x03 \x01(\t\x12\x0f\n\x07\x63reated\x18\x04 \x01(\x03\x12\x15\n\rmax_model_len\x18\x05 \x01(\r\x12\x12\n\nvocab_size\x18\x06 \x01(\r\x12\x14\n\x0c\x61rchitecture\x18\x07 \x01(\t\x12\r\n\x05\x64type\x18\x08 \x01(\t\x12\x36\n\x0c\x63\x61pabilities\x18\t \x03(\x0e\x32 .protoserve.models.v1.Capability\x12\x31\n\x05stats\x18\n \x01(\x0b\x32\".protoserve.models.v1.RuntimeStats\x12\x15\n\reos_token_ids\x18\x0b \x03(\r*\xb9\x02\n\nCapability\x12\x1a\n\x16\x43\x41PABILITY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41PABILITY_GENERATE\x10\x01\x12\x13\n\x0f\x43\x41PABILITY_CHAT\x10\x02\x12\x17\n\x13\x43\x41PABILITY_TOKENIZE\x10\x03\x12\x14\n\x10\x43\x41PABILITY_EMBED\x10\x04\x12\x17\n\x13\x43\x41PABILITY_CLASSIFY\x10\x05\x12\x13\n\x0f\x43\x41PABILITY_POOL\x10\x06\x12\x14\n\x10\x43\x41PABILITY_SCORE\x10\x07\x12\x1f\n\x1b\x43\x41PABILITY_GENERATIVE_SCORE\x10\x08\x12\x19\n\x15\x43\x41PABILITY_TRANSCRIBE\x10\t\x12\x18\n\x14\x43\x41PABILITY_TRANSLATE\x10\n\x12\x18\n\x14\x43\x41PABILITY_RESPONSES\x10\x0b\x32\xfe\x01\n\rModelsService\x12w\n\nListModels\x12\'.protoserve.models.v1.ListModelsRequest\x1a(.protoserve.models.v1.ListModelsResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/models\x12t\n\x08GetModel\x12%.protoserve.models.v1.GetModelRequest\x1a\x1f.protoserve.models.v1.ModelInfo\" \x82\xd3\xe4\x93\x02\x1a\x12\x18/api/v1/models/{name=**}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,18 +36,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELSSERVICE'].methods_by_name['ListModels']._serialized_options = b'\202\323\344\223\002\020\022\016/api/v1/models'
   _globals['_MODELSSERVICE'].methods_by_name['GetModel']._loaded_options = None
   _globals['_MODELSSERVICE'].methods_by_name['GetModel']._serialized_options = b'\202\323\344\223\002\032\022\030/api/v1/models/{name=**}'
-  _globals['_CAPABILITY']._serialized_start=628
-  _globals['_CAPABILITY']._serialized_end=941
+  _globals['_CAPABILITY']._serialized_start=737
+  _globals['_CAPABILITY']._serialized_end=1050
   _globals['_LISTMODELSREQUEST']._serialized_start=89
   _globals['_LISTMODELSREQUEST']._serialized_end=108
   _globals['_LISTMODELSRESPONSE']._serialized_start=110
   _globals['_LISTMODELSRESPONSE']._serialized_end=179
   _globals['_GETMODELREQUEST']._serialized_start=181
   _globals['_GETMODELREQUEST']._serialized_end=212
-  _globals['_RUNTIMESTATS']._serialized_start=214
-  _globals['_RUNTIMESTATS']._serialized_end=339
-  _globals['_MODELINFO']._serialized_start=342
-  _globals['_MODELINFO']._serialized_end=625
-  _globals['_MODELSSERVICE']._serialized_start=944
-  _globals['_MODELSSERVICE']._serialized_end=1198
+  _globals['_RUNTIMESTATS']._serialized_start=215
+  _globals['_RUNTIMESTATS']._serialized_end=448
+  _globals['_MODELINFO']._serialized_start=451
+  _globals['_MODELINFO']._serialized_end=734
+  _globals['_MODELSSERVICE']._serialized_start=1053
+  _globals['_MODELSSERVICE']._serialized_end=1307
 # @@protoc_insertion_point(module_scope)
