@@ -41,10 +41,13 @@ def stop_reason(info: output_pb2.FinishInfo) -> str | int | None:
 
 
 def usage(totals: output_pb2.Usage) -> dict:
+    """OpenAI's usage object; prompt_tokens_details.cached_tokens counts prompt tokens
+    served from the prefix cache (OpenAI always sends it; vLLM only behind a flag)."""
     return {
         "prompt_tokens": totals.prompt_tokens,
         "completion_tokens": totals.completion_tokens,
         "total_tokens": totals.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": totals.cached_tokens},
     }
 
 

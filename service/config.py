@@ -17,6 +17,10 @@ class EngineOptions:
     block_size: int = 16
     dtype: str = "auto"
     kv_cache_memory: int | None = None
+    gpu_memory_utilization: float = 0.92
+    enable_prefix_caching: bool = True
+    scheduling_policy: str = "fcfs"
+    model_impl: str = "auto"
     seed: int = 0
     device: str = "auto"
 

@@ -67,6 +67,10 @@ class GenerationJob:
     model: ServedModel
     prompt: Prompt
     params: RequestParams
+    # Lower runs first (engine policy "priority"); the engine refuses it under fcfs.
+    priority: int = 0
+    # Isolates this request's prefix-cache entries.
+    cache_salt: str | None = None
     usage: Usage = field(init=False)
 
     def __post_init__(self) -> None:
@@ -114,7 +118,11 @@ class GenerationJob:
         )
         stops = StopStringMatcher(settings.stop, settings.include_stop_str_in_output)
         outputs = self.model.engine.generate(
-            self._engine_id(index), self.prompt.token_ids, self._engine_params(index)
+            self._engine_id(index),
+            self.prompt.token_ids,
+            self._engine_params(index),
+            priority=self.priority,
+            cache_salt=self.cache_salt,
         )
         try:
             async for output in outputs:

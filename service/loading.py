@@ -25,11 +25,18 @@ def engine_config(spec: ModelSpec, options: EngineOptions) -> EngineConfig:
             dtype=options.dtype,
             max_model_len=options.max_model_len,
             seed=options.seed,
+            model_impl=options.model_impl,
         ),
-        cache=CacheConfig(block_size=options.block_size, kv_cache_memory=options.kv_cache_memory),
+        cache=CacheConfig(
+            block_size=options.block_size,
+            kv_cache_memory=options.kv_cache_memory,
+            gpu_memory_utilization=options.gpu_memory_utilization,
+            enable_prefix_caching=options.enable_prefix_caching,
+        ),
         scheduler=SchedulerConfig(
             max_num_seqs=options.max_num_seqs,
             max_num_batched_tokens=options.max_num_batched_tokens,
+            policy=options.scheduling_policy,
         ),
         device=options.device,
     )

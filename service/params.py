@@ -12,6 +12,8 @@ from service.errors import InvalidArgument
 
 MAX_STOP_STRINGS = 4
 MAX_N = 16384
+MAX_CACHE_SALT_CHARS = 128
+CACHE_SALT_FORBIDDEN = ("@", "/", "\\", "\x00")
 
 
 @dataclass(frozen=True)
@@ -128,3 +130,15 @@ def reject_unsupported(
     for name, present in unsupported.items():
         if present:
             raise InvalidArgument(f"`{name}` is not supported by this server yet.", field=name)
+
+
+def check_cache_salt(salt: str) -> str | None:
+    """The request's cache salt (None when unset): 1-128 chars, none of @ / \\ NUL."""
+    if not salt:
+        return None
+    if len(salt) > MAX_CACHE_SALT_CHARS or any(c in salt for c in CACHE_SALT_FORBIDDEN):
+        raise InvalidArgument(
+            f"cache_salt must be 1-{MAX_CACHE_SALT_CHARS} characters without @ / \\ or NUL.",
+            "cache_salt",
+        )
+    return salt

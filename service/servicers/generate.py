@@ -17,7 +17,7 @@ from service.errors import InvalidArgument
 from service.generation import ChoiceDelta, Finish, GenerationJob
 from service.inflight import InflightRequests
 from service.interceptors import request_id_of
-from service.params import build_params
+from service.params import build_params, check_cache_salt
 from service.registry import ModelRegistry, ServedModel
 from service.servicers import convert
 
@@ -158,10 +158,6 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
             raise InvalidArgument(
                 "`structured_output` is not supported by this server yet.", "structured_output"
             )
-        if request.priority:
-            raise InvalidArgument(
-                "priority scheduling is not enabled (--scheduling-policy fcfs).", "priority"
-            )
         prompt = prompts.truncate(prompt, request.prompt_options, model.max_model_len)
         prompts.check_context(len(prompt.token_ids), model.max_model_len)
         max_tokens = prompts.generation_budget(
@@ -175,7 +171,15 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
             max_tokens=max_tokens,
             vocab_size=model.vocab_size,
         )
-        return GenerationJob(request_id_of(context, request.request_id), model, prompt, params)
+        request_id = request_id_of(context, request.request_id)
+        return GenerationJob(
+            request_id,
+            model,
+            prompt,
+            params,
+            request.priority,
+            check_cache_salt(request.cache_salt),
+        )
 
     async def _stream(self, job: GenerationJob, echo: str | None, response_type, delta_message):
         """The stream shape both RPCs share: prompt, deltas (finish on each choice's last),

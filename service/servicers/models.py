@@ -51,6 +51,10 @@ def model_info(model: ServedModel) -> pb.ModelInfo:
             kv_blocks_total=stats.num_kv_blocks_total,
             kv_blocks_free=stats.num_kv_blocks_free,
             block_size=stats.block_size,
+            kv_blocks_cached=stats.num_kv_blocks_cached,
+            prefix_cache_queries=stats.prefix_cache_queries,
+            prefix_cache_hits=stats.prefix_cache_hits,
+            tokens_computed=stats.num_tokens_computed,
         ),
         eos_token_ids=sorted(model.eos_token_ids),
     )

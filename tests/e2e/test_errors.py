@@ -73,6 +73,8 @@ def test_unknown_model_is_404(servers, openai_client) -> None:
         ("/v1/completions", {"prompt": "x", "logit_bias": {"abc": 1}}, "logit_bias"),
         ("/v1/completions", {"prompt": "x", "presence_penalty": 0.5}, "presence_penalty"),
         ("/v1/completions", {"prompt": ""}, "prompt"),
+        ("/v1/completions", {"prompt": "x", "priority": 1}, "priority"),
+        ("/v1/completions", {"prompt": "x", "cache_salt": "a/b"}, "cache_salt"),
         (
             "/v1/completions",
             {"prompt": "x", "stream_options": {"include_usage": True}},

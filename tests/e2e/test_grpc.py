@@ -76,7 +76,11 @@ def test_streaming_generate_matches_unary(generate) -> None:
     assert "".join(d.text for d in deltas) == unary.choices[0].text
     assert [t for d in deltas for t in d.token_ids] == list(unary.choices[0].token_ids)
     assert deltas[-1].HasField("finish") and not any(d.HasField("finish") for d in deltas[:-1])
-    assert events[-1].end.usage == unary.usage
+    end = events[-1].end.usage
+    assert (end.prompt_tokens, end.completion_tokens) == (
+        unary.usage.prompt_tokens,
+        unary.usage.completion_tokens,
+    )
 
 
 def test_chat_unary_and_stream(generate) -> None:
