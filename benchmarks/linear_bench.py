@@ -1,0 +1,56 @@
+"""The floor of a decode step: the model's linear layers alone at a given number of tokens
+(the checkpoint's own weights, `torch.nn.functional.linear` calls in a loop, no attention,
+no norms, no sampling). A decode step can hardly beat this; the ratio of the engine's step
+to it says how much the rest (attention, batching, Python) costs."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+_LINEAR = re.compile(r"model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+_proj)\.weight$")
+_ORDER = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def linear_weights(model_dir: Path, dtype, device) -> list:
+    """Every linear weight of the checkpoint in forward order, then the LM head (the
+    embedding when tied)."""
+    from safetensors import safe_open
+
+    tensors: dict[str, object] = {}
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as handle:
+            for name in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+                if _LINEAR.match(name) or name in ("lm_head.weight", "model.embed_tokens.weight"):
+                    tensors[name] = handle.get_tensor(name).to(device=device, dtype=dtype)
+    layers = sorted(
+        (int(m.group(1)), _ORDER.index(m.group(3)), name)
+        for name in tensors
+        if (m := _LINEAR.match(name))
+    )
+    head = tensors.get("lm_head.weight", tensors["model.embed_tokens.weight"])
+    return [tensors[name] for _, _, name in layers] + [head]
+
+
+def linear_pass_times(weights: list, num_tokens: int, warmup: int, steps: int) -> list[float]:
+    """Seconds of each of `steps` passes over every weight at `num_tokens` rows."""
+    import torch
+    import torch.nn.functional as F
+
+    first = weights[0]
+    inputs = {
+        w.shape[1]: torch.randn(num_tokens, w.shape[1], dtype=first.dtype, device=first.device)
+        for w in weights
+    }
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + steps):
+            begin = time.perf_counter()
+            for weight in weights:
+                F.linear(inputs[weight.shape[1]], weight)
+            if first.device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - begin)
+    return times
