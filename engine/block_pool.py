@@ -68,6 +68,12 @@ class BlockPool:
                 self._num_cached_free -= 1
             block.ref_count += 1
 
+    def share(self, blocks: Iterable[Block]) -> None:
+        """One more reference to each of these held blocks (a beam fork)."""
+        for block in blocks:
+            assert block.ref_count > 0, f"block {block.block_id} is free: nothing to share"
+            block.ref_count += 1
+
     def release(self, blocks: Iterable[Block]) -> None:
         """Drop one reference from each block; one with none left joins the back of the
         free queue, keeping its hash."""

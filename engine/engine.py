@@ -12,18 +12,23 @@ import torch
 
 from engine.attention import create_backend, default_backend
 from engine.attention.base import AttentionBackend
+from engine.beam_search import BeamSearch
 from engine.config import EngineConfig
+from engine.encoder_cache import EncoderInput
+from engine.encoder_decoder_runner import EncoderDecoderRunner
 from engine.errors import InvalidParameter, RequestAlreadyExists
 from engine.kv_cache import KVCacheManager, allocate_kv_tensors, bytes_per_block
 from engine.kv_memory import num_profile_blocks, profile_batches, profile_kv_cache_budget
 from engine.loader import load_model, read_checkpoint
+from engine.logprobs import PromptLogprobs
 from engine.model_runner import ModelRunner
-from engine.outputs import EngineStats, RequestOutput
+from engine.outputs import EngineStats, PositionLogprobs, RequestOutput
 from engine.request import Request, RequestStatus
-from engine.sampler import Sampler
+from engine.sampler import Sampler, SamplerOutput
 from engine.sampling_params import SamplingParams
 from engine.scheduler import Scheduler, SchedulerOutput
-from engine.stopping import StopChecker
+from engine.stopping import StopChecker, StopDecision
+from engine.structured import TokenizerInfo
 
 log = structlog.get_logger(__name__)
 
@@ -43,17 +48,28 @@ class LLMEngine:
         self.model = load_model(
             checkpoint, backend, self.dtype, self.device, config.model.model_impl
         )
+        # Encoder-decoder (Whisper): no prefix caching, the decoder's K/V depend on the audio.
+        self.is_encoder_decoder = getattr(self.model, "is_encoder_decoder", False)
         num_blocks = self._num_kv_blocks(backend)
         self.kv_cache = KVCacheManager(
-            num_blocks, config.cache.block_size, config.cache.enable_prefix_caching
+            num_blocks,
+            config.cache.block_size,
+            config.cache.enable_prefix_caching and not self.is_encoder_decoder,
         )
-        self.runner = ModelRunner(
-            self.model, backend, self._kv_tensors(num_blocks), config.cache.block_size, self.device
-        )
+        self.runner = self._make_runner(backend, self._kv_tensors(num_blocks))
         self.scheduler = Scheduler(config.scheduler, self.kv_cache)
         self.sampler = Sampler(self.vocab_size, self._eos_token_ids, self.device, config.model.seed)
         self.stop_checker = StopChecker(self._eos_token_ids, self._max_model_len)
+        self.prompt_logprobs = PromptLogprobs()
+        self.beams = BeamSearch(
+            self.scheduler, self._eos_token_ids, self._max_model_len, self._finish,
+            self.sampler.add_request,
+        )  # fmt: skip
         self._num_tokens_computed = 0  # tokens run through the model; only step() counts
+
+    def set_tokenizer_info(self, info: TokenizerInfo) -> None:
+        """Enable structured outputs: the grammar engine masks this vocabulary."""
+        self.sampler.structured.set_tokenizer(info)
 
     # -- the step ------------------------------------------------------------------------
     def step(self) -> list[RequestOutput]:
@@ -62,17 +78,52 @@ class LLMEngine:
             return []
         logits = self.runner.execute(batch)
         self._num_tokens_computed += batch.num_batched_tokens
-        token_ids = self.sampler.sample(logits, batch.sampling_sequences)
-        return self._update(batch, token_ids)
+        sampling = batch.sampling_sequences
+        sampled = self.sampler.run(logits[: len(sampling)], sampling)
+        self._collect_prompt_logprobs(batch, logits[len(sampling) :])
+        return self._update(batch, sampled)
 
-    def _update(self, batch: SchedulerOutput, token_ids: list[int]) -> list[RequestOutput]:
+    def _update(self, batch: SchedulerOutput, sampled: SamplerOutput) -> list[RequestOutput]:
         outputs = []
-        for request in self.scheduler.update_from_output(batch, token_ids):
-            decision = self.stop_checker.check(request)
+        entries = [
+            e for e, t in zip(sampled.logprobs, sampled.token_ids, strict=True) if t is not None
+        ]
+        updated = self.scheduler.update_from_output(batch, sampled.token_ids)
+        for request, entry in zip(updated, entries, strict=True):
+            decision = self.stop_checker.check(request) or self._grammar_stop(request)
             if decision is not None:
                 self._finish(request.request_id, decision.status, decision.stop_token_id)
-            outputs.append(_output(request, request.output_token_ids[-1:]))
-        return outputs
+            outputs.append(self._output(request, request.output_token_ids[-1:], entry))
+        return outputs + self.beams.update(sampled.beam_candidates)
+
+    def _grammar_stop(self, request: Request) -> StopDecision | None:
+        """A complete grammar allows nothing but EOS: the request is done."""
+        if self.sampler.grammar_finished(request.request_id):
+            return StopDecision(RequestStatus.FINISHED_STOPPED)
+        return None
+
+    def _collect_prompt_logprobs(self, batch: SchedulerOutput, logits: torch.Tensor) -> None:
+        start = 0
+        for seq, positions in batch.prompt_logits_spans:
+            params = seq.sampling_params
+            self.prompt_logprobs.add(
+                seq.request_id, positions.start, logits[start : start + len(positions)],
+                seq.prompt_token_ids, _num_top(params.prompt_logprobs, self.vocab_size),
+                params.logprob_token_ids,
+            )  # fmt: skip
+            start += len(positions)
+
+    def _output(
+        self, request: Request, new_token_ids: list[int], entry: PositionLogprobs | None = None
+    ) -> RequestOutput:
+        prompt_logprobs = None
+        if request.sampling_params.prompt_logprobs is not None and new_token_ids:
+            if request.num_output_tokens == len(new_token_ids):  # the first output
+                prompt_logprobs = self.prompt_logprobs.pop(
+                    request.request_id, request.num_prompt_tokens
+                )
+        logprobs = [entry] if entry is not None else None
+        return _output(request, new_token_ids, logprobs, prompt_logprobs)
 
     # -- requests ------------------------------------------------------------------------
     def validate_request(
@@ -83,6 +134,7 @@ class LLMEngine:
         *,
         priority: int = 0,
         cache_salt: str | None = None,
+        encoder_input: EncoderInput | None = None,
     ) -> None:
         """Raise InvalidParameter for a bad request. Reads only immutable engine facts, so
         any thread may call it."""
@@ -102,7 +154,29 @@ class LLMEngine:
                 "prompt", f"token id {bad[0]} is outside the vocabulary [0, {self.vocab_size})"
             )
         params.validate(self.vocab_size)
+        if params.structured_output is not None:
+            self.sampler.structured.validate(params.structured_output)
         self._validate_scheduling(priority, cache_salt)
+        self._validate_encoder_input(encoder_input, params)
+
+    def _validate_encoder_input(
+        self, encoder_input: EncoderInput | None, params: SamplingParams
+    ) -> None:
+        """Encoder-decoder models need an encoder input (audio) with every request; other
+        models take none."""
+        if not self.is_encoder_decoder:
+            if encoder_input is not None:
+                raise InvalidParameter("audio", f"{self.architecture} takes no audio input")
+            return
+        if encoder_input is None:
+            raise InvalidParameter(
+                "model", f"{self.architecture} needs an audio input with every request"
+            )
+        if getattr(params, "use_beam_search", False):
+            raise InvalidParameter(
+                "use_beam_search", "beam search is not supported for encoder-decoder models"
+            )
+        self.model.check_encoder_input(encoder_input.features)
 
     def _validate_scheduling(self, priority: int, cache_salt: str | None) -> None:
         if not isinstance(priority, int) or isinstance(priority, bool):
@@ -125,12 +199,20 @@ class LLMEngine:
         *,
         priority: int = 0,
         cache_salt: str | None = None,
+        encoder_input: EncoderInput | None = None,
     ) -> None:
         self.validate_request(
-            request_id, prompt_token_ids, params, priority=priority, cache_salt=cache_salt
+            request_id,
+            prompt_token_ids,
+            params,
+            priority=priority,
+            cache_salt=cache_salt,
+            encoder_input=encoder_input,
         )
-        if self.scheduler.get_request(request_id) is not None:
+        if self.scheduler.get_request(request_id) is not None or request_id in self.beams:
             raise RequestAlreadyExists(request_id)
+        if params.use_beam_search:  # the group's first sequence: the prompt
+            request_id = self.beams.start(request_id, params, len(prompt_token_ids))
         request = Request(
             request_id,
             list(prompt_token_ids),
@@ -141,10 +223,15 @@ class LLMEngine:
         )
         self.scheduler.add_request(request)
         self.sampler.add_request(request_id, params)
+        if encoder_input is not None:
+            self.runner.add_encoder_input(request_id, encoder_input)
 
     def abort_request(self, request_id: str) -> RequestOutput | None:
         """Finish a request now and free its blocks; its final (ABORT) output, or None if
         the id is unknown or already finished."""
+        if request_id in self.beams:
+            log.info("request aborted", request_id=request_id)
+            return self.beams.abort(request_id)
         request = self.scheduler.get_request(request_id)
         if request is None:
             return None
@@ -157,6 +244,8 @@ class LLMEngine:
     ) -> None:
         request = self.scheduler.finish_request(request_id, status, stop_token_id)
         self.sampler.remove_request(request_id)
+        self.runner.release(request_id)  # encoder-decoder: the request's encoder state
+        self.prompt_logprobs.discard(request_id)
         log.debug(
             "request finished", request_id=request_id, status=status.name,
             prompt_tokens=request.num_prompt_tokens, output_tokens=request.num_output_tokens,
@@ -182,12 +271,15 @@ class LLMEngine:
         """Every KV block free or held exactly as often as tables hold it, hashes
         consistent, tables only for running requests (O(blocks): tests call it)."""
         self.scheduler.check_integrity()
+        live = self.runner.live_request_ids()
+        assert all(self.scheduler.get_request(r) for r in live), "encoder state outlived"
         self.check_no_leaks()
 
     def check_no_leaks(self) -> None:
         """With no request left, every block is free (O(1): run whenever idle)."""
         if not self.has_unfinished_requests():
             assert self.kv_cache.num_free_blocks == self.kv_cache.num_blocks, "leaked KV blocks"
+            assert not self.runner.live_request_ids(), "leaked encoder state"
 
     # -- facts ---------------------------------------------------------------------------
     @property
@@ -214,6 +306,16 @@ class LLMEngine:
                 f"without chunked prefill, max_num_batched_tokens ({sched.max_num_batched_tokens}) "
                 f"must be >= max_model_len ({self._max_model_len})"
             )
+
+    def _make_runner(
+        self, backend: AttentionBackend, kv: list, profiling: bool = False
+    ) -> ModelRunner:
+        block_size = self.config.cache.block_size
+        if self.is_encoder_decoder:
+            return EncoderDecoderRunner(
+                self.model, backend, kv, block_size, self.device, self.dtype, profiling=profiling
+            )
+        return ModelRunner(self.model, backend, kv, block_size, self.device)
 
     def _kv_tensors(self, num_blocks: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         model = self.model
@@ -245,7 +347,7 @@ class LLMEngine:
             tokens=num_blocks * cache.block_size,
             mib=round(num_blocks * per_block / 2**20, 1),
             max_model_len=self._max_model_len,
-            prefix_caching=cache.enable_prefix_caching,
+            prefix_caching=cache.enable_prefix_caching and not self.is_encoder_decoder,
         )
         return num_blocks
 
@@ -259,7 +361,7 @@ class LLMEngine:
             sched.max_num_batched_tokens, sched.max_num_seqs, self._max_model_len, cache.block_size
         )
         kv = self._kv_tensors(num_profile_blocks(batches))
-        runner = ModelRunner(self.model, backend, kv, cache.block_size, self.device)
+        runner = self._make_runner(backend, kv, profiling=True)
         sampler = Sampler(self.vocab_size, self._eos_token_ids, self.device)
 
         def forward() -> None:
@@ -269,7 +371,16 @@ class LLMEngine:
         return profile_kv_cache_budget(forward, self.device, cache.gpu_memory_utilization)
 
 
-def _output(request: Request, new_token_ids: list[int]) -> RequestOutput:
+def _num_top(count: int | None, vocab_size: int) -> int:
+    return vocab_size if count == -1 else count or 0
+
+
+def _output(
+    request: Request,
+    new_token_ids: list[int],
+    logprobs: list[PositionLogprobs] | None = None,
+    prompt_logprobs: list[PositionLogprobs | None] | None = None,
+) -> RequestOutput:
     return RequestOutput(
         request_id=request.request_id,
         new_token_ids=new_token_ids,
@@ -279,6 +390,8 @@ def _output(request: Request, new_token_ids: list[int]) -> RequestOutput:
         num_prompt_tokens=request.num_prompt_tokens,
         num_cached_tokens=max(request.num_cached_tokens, 0),
         num_output_tokens=request.num_output_tokens,
+        logprobs=logprobs,
+        prompt_logprobs=prompt_logprobs,
     )
 
 

@@ -5,7 +5,12 @@ Prefix caching: once a block is full of computed K/V, the scheduler offers it wi
 hash (`cache_full_blocks`). On admission the scheduler asks for the longest cached prefix
 of a request's full blocks (`find_cached_prefix`) and hands the answer, an opaque
 CachedPrefix, straight back to `allocate_slots`, which shares those blocks (reference
-counts) and allocates the rest. Freed blocks keep their hashes until evicted."""
+counts) and allocates the rest. Freed blocks keep their hashes until evicted.
+
+Beam search forks a table (`fork`): the child shares every block by reference count. Full
+blocks are never written again; a sequence about to write into a shared partial block
+gets its own copy first (copy-on-write in `allocate_slots`, given where the write starts):
+the (source, destination) pairs wait in `pending_copies` for the runner."""
 
 from __future__ import annotations
 
@@ -46,6 +51,8 @@ class KVCacheManager:
         self.enable_prefix_caching = enable_prefix_caching
         self.pool = BlockPool(num_blocks)
         self._tables: dict[str, _Table] = {}
+        # Copy-on-write copies decided since the scheduler last took them.
+        self.pending_copies: list[tuple[int, int]] = []
 
     @property
     def num_blocks(self) -> int:
@@ -77,10 +84,16 @@ class KVCacheManager:
         return CachedPrefix(tuple(blocks), hashes, len(blocks) * self.block_size)
 
     def allocate_slots(
-        self, request_id: str, num_tokens: int, prefix: CachedPrefix = NO_PREFIX
+        self,
+        request_id: str,
+        num_tokens: int,
+        prefix: CachedPrefix = NO_PREFIX,
+        write_from: int | None = None,
     ) -> bool:
         """Grow the request's table to hold `num_tokens` tokens in total, starting a new
-        table from `prefix`; False (and no change) when too few blocks are free."""
+        table from `prefix`; False (and no change) when too few blocks are free.
+        `write_from`: the first position about to be written; when its block is shared
+        (a fork), the request gets its own copy of it."""
         table = self._tables.get(request_id)
         assert table is None or not prefix.blocks, "a cached prefix only starts a table"
         for block, block_hash in zip(prefix.blocks, prefix.block_hashes, strict=True):
@@ -88,13 +101,44 @@ class KVCacheManager:
         have = len(table.blocks) if table is not None else len(prefix.blocks)
         needed = max(0, -(-num_tokens // self.block_size) - have)
         revived = sum(1 for b in prefix.blocks if b.ref_count == 0)  # leave the free queue
-        if needed + revived > self.pool.num_free_blocks:
+        shared = self._shared_block_index(table, write_from)
+        if needed + revived + (shared is not None) > self.pool.num_free_blocks:
             return False
         if table is None:
             table = self._tables[request_id] = _Table(list(prefix.blocks), len(prefix.blocks))
             self.pool.touch(prefix.blocks)
+        if shared is not None:
+            self._copy_on_write(table, shared)
         table.blocks.extend(self.pool.allocate(needed))
         return True
+
+    def fork(self, parent_id: str, child_id: str) -> None:
+        """The child's table: the parent's blocks, shared (reference counts)."""
+        parent = self._tables[parent_id]
+        assert child_id not in self._tables
+        self._tables[child_id] = _Table(list(parent.blocks), parent.num_hashed)
+        self.pool.share(parent.blocks)
+
+    def _shared_block_index(self, table: _Table | None, write_from: int | None) -> int | None:
+        """Index of the table's block that `write_from` falls in, if others hold it too."""
+        if table is None or write_from is None:
+            return None
+        index = write_from // self.block_size
+        if index < len(table.blocks) and table.blocks[index].ref_count > 1:
+            return index
+        return None
+
+    def _copy_on_write(self, table: _Table, index: int) -> None:
+        shared = table.blocks[index]
+        assert shared.block_hash is None, "full (cached) blocks are never written"
+        [own] = self.pool.allocate(1)
+        self.pool.release([shared])
+        table.blocks[index] = own
+        self.pending_copies.append((shared.block_id, own.block_id))
+
+    def take_copies(self) -> list[tuple[int, int]]:
+        copies, self.pending_copies = self.pending_copies, []
+        return copies
 
     def cache_full_blocks(
         self, request_id: str, block_hashes: Sequence[BlockHash], num_computed_tokens: int

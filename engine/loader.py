@@ -24,8 +24,9 @@ from engine.models import fallback_class, model_class, use_native
 log = structlog.get_logger(__name__)
 
 INDEX_FILE = "model.safetensors.index.json"
-# config.json keys naming the longest sequence, by family (GPT-2 says n_positions).
-_MAX_POSITION_KEYS = ("max_position_embeddings", "n_positions")
+# config.json keys naming the longest sequence, by family (GPT-2 says n_positions,
+# Whisper's decoder max_target_positions).
+_MAX_POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_target_positions")
 
 
 @dataclass(frozen=True)

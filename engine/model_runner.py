@@ -39,13 +39,24 @@ class ModelRunner:
 
     @torch.inference_mode()
     def execute(self, batch: SchedulerOutput) -> torch.Tensor:
-        """Logits [N, vocab] (float32) for the sequences that sample, in batch order."""
+        """Logits [N, vocab] (float32) for the sequences that sample, in batch order; then,
+        only when some sequence wants them, one row per position of
+        `batch.prompt_logits_spans`, in that order."""
+        self.copy_blocks(batch.blocks_to_copy)
         inputs = self.prepare_inputs(batch)
         self.backend.prepare(inputs.attn_metadata)
         hidden = self.model(
             inputs.input_ids, inputs.positions, inputs.attn_metadata, self.kv_caches
         )
         return self.model.compute_logits(hidden[inputs.logits_indices]).float()
+
+    def release(self, request_id: str) -> None:
+        """Drop the state a runner keeps per request (the engine calls it when a request
+        finishes or aborts). Decoder-only models keep none."""
+
+    def live_request_ids(self) -> set[str]:
+        """Requests this runner holds state for (integrity checks)."""
+        return set()
 
     def prepare_inputs(self, batch: SchedulerOutput) -> ModelInputs:
         seqs = batch.sequences
@@ -60,7 +71,19 @@ class ModelRunner:
         block_tables = self._block_tables(seqs)
         metadata = self._attention_metadata(seqs, starts, positions, block_tables)
         logits_rows = [starts[i + 1] - 1 for i, s in enumerate(seqs) if s.samples]
+        for i, s in enumerate(seqs):  # prompt logprobs: rows of the chunk's prompt positions
+            logits_rows += [starts[i] + p - s.start_position for p in s.prompt_logits_positions]
         return ModelInputs(input_ids, positions, metadata, self._tensor(logits_rows))
+
+    def copy_blocks(self, pairs: list[tuple[int, int]]) -> None:
+        """Copy-on-write of shared KV blocks: K and V of block src into dst, every layer."""
+        if not pairs:
+            return
+        src = self._tensor([s for s, _ in pairs])
+        dst = self._tensor([d for _, d in pairs])
+        for k_cache, v_cache in self.kv_caches:
+            k_cache[dst] = k_cache[src]
+            v_cache[dst] = v_cache[src]
 
     def _attention_metadata(
         self,

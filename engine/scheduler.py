@@ -18,6 +18,7 @@ The KV cache manager is the mechanism: it hands out blocks and reports when it c
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ import structlog
 
 from engine.block_hash import extend_block_hashes
 from engine.config import SCHEDULING_POLICIES, SchedulerConfig
-from engine.kv_cache import CachedPrefix, KVCacheManager
+from engine.kv_cache import NO_PREFIX, CachedPrefix, KVCacheManager
 from engine.request import Request, RequestStatus
 from engine.scheduler_output import ScheduledSequence, SchedulerOutput
 
@@ -107,11 +108,14 @@ class Scheduler:
         self._schedule_running(step)
         if not step.preempted:  # blocks are short: admitting more would only churn
             self._admit_waiting(step)
-        return SchedulerOutput(step.sequences, step.preempted)
+        return SchedulerOutput(step.sequences, step.preempted, self.kv.take_copies())
 
-    def update_from_output(self, output: SchedulerOutput, sampled: list[int]) -> list[Request]:
+    def update_from_output(
+        self, output: SchedulerOutput, sampled: list[int | None]
+    ) -> list[Request]:
         """Advance computed tokens (caching blocks they fill), append sampled tokens;
-        returns the requests that got one."""
+        returns the requests that got one. None: the row chose no token (a beam: the
+        engine appends the beam search's choice later, with append_token)."""
         tokens = iter(sampled)
         updated: list[Request] = []
         for seq in output.sequences:
@@ -120,18 +124,43 @@ class Scheduler:
             self.kv.cache_full_blocks(
                 request.request_id, request.block_hashes, request.num_computed_tokens
             )
-            if seq.samples:
-                request.output_token_ids.append(next(tokens))
-                self._hash_new_blocks(request)
+            if seq.samples and (token := next(tokens)) is not None:
+                self.append_token(request, token)
                 updated.append(request)
         assert next(tokens, None) is None, "one sampled token per sampling sequence"
         return updated
+
+    def append_token(self, request: Request, token_id: int) -> None:
+        request.output_token_ids.append(token_id)
+        self._hash_new_blocks(request)
+
+    def fork_request(self, parent_id: str, child_id: str) -> Request:
+        """A new request with the parent's tokens and state; a running parent's blocks are
+        shared with it (beam search). Same rank as the parent."""
+        assert child_id not in self._requests
+        parent = self._requests[parent_id]
+        child = dataclasses.replace(
+            parent,
+            request_id=child_id,
+            output_token_ids=list(parent.output_token_ids),
+            block_hashes=list(parent.block_hashes),
+        )
+        self._requests[child_id] = child
+        if parent.status == RequestStatus.RUNNING:
+            self.kv.fork(parent_id, child_id)
+            bisect.insort(self.running, child, key=self._rank)
+        else:
+            bisect.insort(self.waiting, child, key=self._rank)
+        return child
 
     # -- policy pieces -------------------------------------------------------------------
     def _schedule_running(self, step: _Step) -> None:
         index = 0
         while index < len(self.running) and step.tokens > 0:
             request = self.running[index]
+            if request.num_uncomputed_tokens == 0:  # a beam waiting for its siblings
+                index += 1
+                continue
             num_new = min(request.num_uncomputed_tokens, step.tokens)
             if not self._reserve_or_preempt(request, num_new, step):
                 break  # the request itself ranked last and got preempted
@@ -140,8 +169,8 @@ class Scheduler:
 
     def _reserve_or_preempt(self, request: Request, num_new: int, step: _Step) -> bool:
         """Blocks for `num_new` more tokens, preempting the worst-ranked until they fit."""
-        target = request.num_computed_tokens + num_new
-        while not self.kv.allocate_slots(request.request_id, target):
+        start = request.num_computed_tokens
+        while not self.kv.allocate_slots(request.request_id, start + num_new, write_from=start):
             victim = self.running[-1]
             self._preempt(victim, step)
             if victim is request:
@@ -151,7 +180,9 @@ class Scheduler:
     def _admit_waiting(self, step: _Step) -> None:
         while self.waiting and step.tokens > 0:
             request = self.waiting[0]
-            prefix = self.kv.find_cached_prefix(request.block_hashes, request.num_tokens - 1)
+            prefix = NO_PREFIX
+            if request.sampling_params.prompt_logprobs is None:  # else every position runs
+                prefix = self.kv.find_cached_prefix(request.block_hashes, request.num_tokens - 1)
             num_new = self._prefill_chunk(request.num_tokens - prefix.num_tokens, step.tokens)
             if num_new == 0 or not self._seat(request, prefix, num_new, step):
                 break  # nobody overtakes the head of the queue
@@ -217,6 +248,9 @@ class Scheduler:
                 samples=end == request.num_tokens,
                 sampling_params=request.sampling_params,
                 num_output_tokens=request.num_output_tokens,
+                prompt_token_ids=request.prompt_token_ids,
+                output_token_ids=request.output_token_ids,
+                wants_prompt_logits=request.sampling_params.prompt_logprobs is not None,
             )
         )
 

@@ -12,12 +12,35 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from rest_bridge import chat, completions, convert, models, ops, tokenizer
+from rest_bridge import (
+    audio,
+    chat,
+    completions,
+    convert,
+    embeddings,
+    models,
+    ops,
+    pooling,
+    realtime,
+    scoring,
+    tokenizer,
+)
 from rest_bridge.errors import APIError, error_response, handle_exception
 from rest_bridge.grpc_client import GrpcClient
 from rest_bridge.settings import BridgeSettings
 
-ROUTERS = (models.router, completions.router, chat.router, tokenizer.router, ops.router)
+ROUTERS = (
+    models.router,
+    completions.router,
+    chat.router,
+    tokenizer.router,
+    ops.router,
+    embeddings.router,
+    pooling.router,
+    scoring.router,
+    audio.router,
+    realtime.router,
+)
 
 
 def create_app(settings: BridgeSettings) -> FastAPI:

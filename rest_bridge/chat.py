@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from protoserve.common.v1 import chat_pb2
 from protoserve.generate.v1 import generate_pb2 as pb
 from rest_bridge import calls, convert, sampling, sse
+from rest_bridge import logprobs as logprobs_json
 from rest_bridge.body import parse_json
 from rest_bridge.chat_messages import (
     ChatMessageIn,
@@ -103,6 +104,8 @@ def _grpc_request(req: ChatCompletionRequest, request_id: str) -> pb.ChatRequest
 async def create_chat_completion(request: Request):
     req = await parse_json(request, ChatCompletionRequest)
     req.check_stream_options()
+    if req.stream:
+        req.check_streamable()
     req.warn_removed_fields()
     request_id = convert.request_id(request, req.request_id)
     message = _grpc_request(req, request_id)
@@ -140,7 +143,7 @@ def _response(req: ChatCompletionRequest, response_id: str, response: pb.ChatRes
         item = {
             "index": choice.index,
             "message": _message_json(choice.message),
-            "logprobs": None,
+            "logprobs": logprobs_json.chat_logprobs(choice.logprobs) if req.logprobs else None,
             "finish_reason": convert.finish_reason(choice.finish),
             "stop_reason": convert.stop_reason(choice.finish),
         }
@@ -157,6 +160,8 @@ def _response(req: ChatCompletionRequest, response_id: str, response: pb.ChatRes
         "choices": choices,
         "usage": convert.usage(response.usage),
     }
+    if req.prompt_logprobs is not None:
+        body["prompt_logprobs"] = logprobs_json.prompt_logprobs(response.prompt.prompt_logprobs)
     if req.return_token_ids:
         body["prompt_token_ids"] = list(response.prompt.token_ids)
     if req.return_prompt_text:
@@ -195,19 +200,21 @@ async def _stream_chunks(
         if delta.role:
             yield chunk([_choice_delta(delta.index, {"role": delta.role, "content": ""})])
         finished = delta.HasField("finish")
-        if delta.content or finished:
+        logprobs = logprobs_json.chat_logprobs(delta.logprobs) if req.logprobs else None
+        if delta.content or finished or (logprobs and delta.logprobs):
             content = {"content": delta.content} if delta.content else {}
-            out = chunk([_choice_delta(delta.index, content, delta.finish if finished else None)])
+            finish = delta.finish if finished else None
+            out = chunk([_choice_delta(delta.index, content, finish, logprobs)])
             if delta.HasField("usage"):
                 out["usage"] = convert.usage(delta.usage)
             yield out
 
 
-def _choice_delta(index: int, delta: dict, finish=None) -> dict:
+def _choice_delta(index: int, delta: dict, finish=None, logprobs: dict | None = None) -> dict:
     return {
         "index": index,
         "delta": delta,
-        "logprobs": None,
+        "logprobs": logprobs,
         "finish_reason": convert.finish_reason(finish) if finish is not None else None,
         "stop_reason": convert.stop_reason(finish) if finish is not None else None,
     }

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from protoserve.common.v1 import output_pb2
 from protoserve.generate.v1 import generate_pb2 as pb
 from rest_bridge import calls, convert, sampling, sse
+from rest_bridge import logprobs as logprobs_json
 from rest_bridge.body import parse_json
 from rest_bridge.errors import bad_request
 from rest_bridge.grpc_client import GrpcClient, metadata
@@ -45,13 +46,31 @@ def _prompts(req: CompletionRequest) -> list[str | list[int]]:
     return prompts
 
 
+def _check(req: CompletionRequest) -> None:
+    """What vLLM refuses with a 400 before streaming starts."""
+    req.check_stream_options()
+    if req.stream:
+        req.check_streamable()
+        if req.use_beam_search:
+            raise bad_request(
+                "use_beam_search is not supported with streaming completions.", "use_beam_search"
+            )
+
+
+def _output_options(req: CompletionRequest):
+    output = sampling.output_options(req, req.logprobs)
+    if req.echo and req.logprobs is not None and req.prompt_logprobs is None:
+        output.prompt_logprobs = req.logprobs  # echo with logprobs covers the prompt too
+    return output
+
+
 def _grpc_request(req: CompletionRequest, prompt: str | list[int], request_id: str):
     message = pb.GenerateRequest(
         model=req.model or "",
         sampling=sampling.sampling_params(req),
         penalties=sampling.penalty_params(req),
         stopping=sampling.stopping_params(req, 16 if req.max_tokens is None else req.max_tokens),
-        output=sampling.output_options(req, req.logprobs),
+        output=_output_options(req),
         prompt_options=sampling.prompt_options(req, req.add_special_tokens),
         structured_output=sampling.structured_output(req),
         suffix=req.suffix or "",
@@ -69,7 +88,7 @@ def _grpc_request(req: CompletionRequest, prompt: str | list[int], request_id: s
 @router.post("/v1/completions")
 async def create_completion(request: Request):
     req = await parse_json(request, CompletionRequest)
-    req.check_stream_options()
+    _check(req)
     req.warn_removed_fields()
     base_id = convert.request_id(request, req.request_id)
     prompts = _prompts(req)
@@ -105,10 +124,14 @@ def _response(req: CompletionRequest, response_id: str, responses: list[pb.Gener
             item = {
                 "index": _choice_index(req, p, choice.index),
                 "text": choice.text,
-                "logprobs": None,
+                "logprobs": _logprobs(req, response.prompt, choice.logprobs, echoed=True),
                 "finish_reason": convert.finish_reason(choice.finish),
                 "stop_reason": convert.stop_reason(choice.finish),
             }
+            if req.prompt_logprobs is not None:
+                item["prompt_logprobs"] = logprobs_json.prompt_logprobs(
+                    response.prompt.prompt_logprobs
+                )
             if req.return_token_ids:
                 item["prompt_token_ids"] = list(response.prompt.token_ids)
                 item["token_ids"] = list(choice.token_ids)
@@ -124,6 +147,16 @@ def _response(req: CompletionRequest, response_id: str, responses: list[pb.Gener
     }
 
 
+def _logprobs(req: CompletionRequest, prompt, entries, echoed: bool, text_offset: int = 0):
+    """The choice's logprobs; with echo, the prompt's entries come first."""
+    if req.logprobs is None:
+        return None
+    prompt_entries = list(prompt.prompt_logprobs) if req.echo and echoed else []
+    return logprobs_json.completion_logprobs(
+        [*prompt_entries, *entries], text_offset, len(prompt_entries)
+    )
+
+
 async def _stream_chunks(
     req: CompletionRequest, response_id: str, streams: list[AsyncIterator]
 ) -> AsyncIterator[dict]:
@@ -133,10 +166,15 @@ async def _stream_chunks(
         chunks.model = message.model
         event = message.WhichOneof("event")
         if event == "prompt":
-            chunks.prompt_ids[p] = list(message.prompt.token_ids)
+            chunks.prompts[p] = message.prompt
         elif event == "end":
             convert.add_usage(totals, message.end.usage)
-        elif message.delta.text or message.delta.HasField("finish") or req.return_token_ids:
+        elif (
+            message.delta.text
+            or message.delta.HasField("finish")
+            or message.delta.logprobs
+            or req.return_token_ids
+        ):
             yield chunks.choice_chunk(p, message.delta)
     if req.include_usage:
         yield chunks.usage_chunk(totals)
@@ -146,8 +184,9 @@ class _ChunkMaker:
     def __init__(self, req: CompletionRequest, response_id: str):
         self.req, self.response_id, self.created = req, response_id, convert.now()
         self.model = ""
-        self.prompt_ids: dict[int, list[int]] = {}
+        self.prompts: dict[int, object] = {}  # PromptInfo by prompt index
         self._started: set[int] = set()
+        self._offsets: dict[int, int] = {}  # text_offset of each choice's next token
 
     def _chunk(self, choices: list[dict]) -> dict:
         return {
@@ -161,17 +200,25 @@ class _ChunkMaker:
     def choice_chunk(self, p: int, delta: pb.CompletionDelta) -> dict:
         finished = delta.HasField("finish")
         index = _choice_index(self.req, p, delta.index)
+        logprobs = _logprobs(
+            self.req, self.prompts.get(p), delta.logprobs, index not in self._started,
+            self._offsets.get(index, 0),
+        )  # fmt: skip
+        if logprobs is not None:
+            last = logprobs["text_offset"][-1:] or [self._offsets.get(index, 0)]
+            self._offsets[index] = last[0] + len((logprobs["tokens"] or [""])[-1])
         choice = {
             "index": index,
             "text": delta.text,
-            "logprobs": None,
+            "logprobs": logprobs,
             "finish_reason": convert.finish_reason(delta.finish) if finished else None,
             "stop_reason": convert.stop_reason(delta.finish) if finished else None,
         }
         if self.req.return_token_ids:
             choice["token_ids"] = list(delta.token_ids)
             if index not in self._started:
-                choice["prompt_token_ids"] = self.prompt_ids.get(p, [])
+                prompt = self.prompts.get(p)
+                choice["prompt_token_ids"] = list(prompt.token_ids) if prompt else []
         self._started.add(index)
         chunk = self._chunk([choice])
         if delta.HasField("usage"):

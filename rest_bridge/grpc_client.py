@@ -7,8 +7,11 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from protoserve.audio.v1 import audio_pb2_grpc
 from protoserve.generate.v1 import generate_pb2_grpc
 from protoserve.models.v1 import models_pb2_grpc
+from protoserve.pooling.v1 import pooling_pb2_grpc
+from protoserve.scoring.v1 import scoring_pb2_grpc
 from protoserve.tokenizer.v1 import tokenizer_pb2_grpc
 
 CHANNEL_OPTIONS = [
@@ -26,6 +29,9 @@ class GrpcClient:
     tokenizer: tokenizer_pb2_grpc.TokenizerServiceStub
     models: models_pb2_grpc.ModelsServiceStub
     health: health_pb2_grpc.HealthStub
+    pooling: pooling_pb2_grpc.PoolingServiceStub
+    scoring: scoring_pb2_grpc.ScoringServiceStub
+    audio: audio_pb2_grpc.AudioServiceStub
 
     @classmethod
     def connect(cls, target: str) -> GrpcClient:
@@ -36,6 +42,9 @@ class GrpcClient:
             tokenizer=tokenizer_pb2_grpc.TokenizerServiceStub(channel),
             models=models_pb2_grpc.ModelsServiceStub(channel),
             health=health_pb2_grpc.HealthStub(channel),
+            pooling=pooling_pb2_grpc.PoolingServiceStub(channel),
+            scoring=scoring_pb2_grpc.ScoringServiceStub(channel),
+            audio=audio_pb2_grpc.AudioServiceStub(channel),
         )
 
     async def is_serving(self, timeout: float = 5.0) -> bool:

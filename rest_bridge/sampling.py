@@ -86,6 +86,16 @@ class SamplingFields(BaseModel):
                 "Stream options can only be defined when `stream=True`.", "stream_options"
             )
 
+    def check_streamable(self) -> None:
+        """What streaming cannot carry (checked before the stream starts: a real 400)."""
+        if self.prompt_logprobs is not None:
+            raise bad_request(
+                "`prompt_logprobs` is not supported with streaming.", "prompt_logprobs"
+            )
+        best_of = (self.model_extra or {}).get("best_of")
+        if isinstance(best_of, int) and best_of > (self.n or 1) and not self.use_beam_search:
+            raise bad_request("best_of must equal n when streaming.", "best_of")
+
     def warn_removed_fields(self) -> None:
         extra = self.model_extra or {}
         for name in REMOVED_GUIDED_FIELDS:
@@ -112,6 +122,8 @@ def sampling_params(req: SamplingFields) -> params_pb2.SamplingParams:
 
 
 def penalty_params(req: SamplingFields) -> params_pb2.PenaltyParams:
+    if req.allowed_token_ids is not None and not req.allowed_token_ids:
+        raise bad_request("allowed_token_ids must not be empty.", "allowed_token_ids")
     return params_pb2.PenaltyParams(
         presence_penalty=req.presence_penalty or 0.0,
         frequency_penalty=req.frequency_penalty or 0.0,
@@ -182,21 +194,44 @@ def prompt_options(req: SamplingFields, add_special_tokens: bool) -> params_pb2.
 
 
 def structured_output(req: SamplingFields) -> params_pb2.StructuredOutput | None:
-    """response_format and structured_outputs as one constraint (response_format wins)."""
+    """response_format and structured_outputs as one constraint (response_format
+    overrides the matching key). The old guided_* fields are ignored (warn_removed_fields)."""
+    if req.structured_outputs is None and req.response_format is None:
+        return None
     spec = dict(req.structured_outputs or {})
-    fmt = req.response_format or {}
-    if fmt.get("type") == "json_object":
-        spec = {**spec, "json_object": True}
-    elif fmt.get("type") == "json_schema":
+    if "backend" in spec or "_backend" in spec:
+        raise bad_request(
+            "The structured outputs backend is chosen by the server; a per-request "
+            "`backend` is not supported.",
+            "structured_outputs.backend",
+        )
+    spec.update(_response_format(req.response_format or {}))
+    if req.structured_outputs is None and not spec:
+        return None  # response_format {type: "text"}: no constraint
+    return _constraint(spec)
+
+
+def _response_format(fmt: dict[str, Any]) -> dict[str, Any]:
+    kind = fmt.get("type")
+    if kind in (None, "text"):
+        return {}
+    if kind == "json_object":
+        return {"json_object": True}
+    if kind == "json_schema":
         schema = (fmt.get("json_schema") or {}).get("schema")
         if schema is None:
             raise bad_request(
                 "response_format json_schema needs `json_schema.schema`.", "response_format"
             )
-        spec = {**spec, "json": schema}
-    elif fmt.get("type") not in (None, "text"):
-        spec = {**spec, "structural_tag": json.dumps(fmt)}
-    return _constraint(spec) if spec else None
+        return {"json": schema}
+    if kind == "structural_tag":
+        if not isinstance(fmt.get("structures"), list) or not isinstance(fmt.get("triggers"), list):
+            raise bad_request(
+                "response_format structural_tag needs `structures` and `triggers` lists.",
+                "response_format",
+            )
+        return {"structural_tag": json.dumps(fmt)}
+    raise bad_request(f"response_format type {kind!r} is not supported.", "response_format")
 
 
 def _constraint(spec: dict[str, Any]) -> params_pb2.StructuredOutput:
@@ -205,10 +240,16 @@ def _constraint(spec: dict[str, Any]) -> params_pb2.StructuredOutput:
         for k in ("choice", "regex", "json", "grammar", "json_object", "structural_tag")
         if spec.get(k) not in (None, False)
     ]
-    if len(kinds) != 1:
+    if len(kinds) > 1:
         raise bad_request(
             "You can only use one kind of structured outputs constraint but got "
             f"{len(kinds)}: {kinds}",
+            "structured_outputs",
+        )
+    if not kinds:
+        raise bad_request(
+            "You must use one kind of structured outputs constraint but none was given "
+            "(json, regex, choice, grammar, json_object or structural_tag).",
             "structured_outputs",
         )
     out = params_pb2.StructuredOutput(
@@ -218,6 +259,10 @@ def _constraint(spec: dict[str, Any]) -> params_pb2.StructuredOutput:
     )
     kind, value = kinds[0], spec[kinds[0]]
     if kind == "choice":
+        if not isinstance(value, list) or not value:
+            raise bad_request(
+                "choice must be a non-empty list of strings.", "structured_outputs.choice"
+            )
         out.choice.choices.extend(str(v) for v in value)
     elif kind == "json":
         out.json_schema = value if isinstance(value, str) else json.dumps(value)

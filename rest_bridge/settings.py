@@ -13,3 +13,5 @@ class BridgeSettings:
     port: int = 8000
     # Seconds a request may wait for the service to answer its first byte.
     grpc_connect_timeout: float = 30.0
+    # Largest audio upload (--max-audio-clip-filesize-mb); the service checks it too.
+    max_audio_file_mb: float = 25.0

@@ -23,6 +23,33 @@ class EngineOptions:
     model_impl: str = "auto"
     seed: int = 0
     device: str = "auto"
+    # generate | pooling | auto (from the architecture: see engine.pooling.resolve_runner).
+    runner: str = "auto"
+    # Pooling models: JSON overrides of the checkpoint's pooling (engine.pooling.PoolerConfig).
+    pooler_config: str | None = None
+    # Sampling defaults: "auto" (the model's generation_config.json), "vllm" (none) or a
+    # folder holding a generation_config.json; the JSON object of overrides merged over it.
+    generation_config: str = "auto"
+    override_generation_config: str | None = None
+    # Most logprobs per position a request may ask for; -1 = the whole vocabulary.
+    max_logprobs: int = 20
+
+
+@dataclass(frozen=True)
+class AudioOptions:
+    """Limits of the speech RPCs (AudioService)."""
+
+    # --max-audio-clip-filesize-mb (env VLLM_MAX_AUDIO_CLIP_FILESIZE_MB): an uploaded file,
+    # and the PCM16 of one streamed utterance.
+    max_file_mb: float = 25.0
+    # --max-stream-duration: seconds of audio one StreamTranscribe call may send.
+    max_stream_seconds: float = 3600.0
+    # One StreamTranscribe audio chunk.
+    max_chunk_bytes: int = 1 << 20
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * (1 << 20))
 
 
 @dataclass(frozen=True)
@@ -59,3 +86,4 @@ class ServiceConfig:
     trust_request_chat_template: bool = False
     # Seconds in-flight RPCs get to finish on shutdown.
     shutdown_timeout: float = 10.0
+    audio: AudioOptions = field(default_factory=AudioOptions)

@@ -34,13 +34,15 @@ DEMO_SHAPE = {
 }
 
 
-def train_tokenizer(vocab_size: int = 1024) -> Tokenizer:
+def train_tokenizer(vocab_size: int = 1024, special_tokens: list[str] | None = None) -> Tokenizer:
+    """Byte-level BPE on the demo corpus; `special_tokens` (default: the chat model's) take
+    the first ids."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=SPECIAL_TOKENS if special_tokens is None else special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )

@@ -1,6 +1,8 @@
-"""The generation pipeline shared by Generate and Chat: one engine request per choice,
-incremental detokenisation, stop strings, and usage. Yields typed deltas; the servicers
-turn them into protobuf messages."""
+"""The generation pipeline shared by Generate and Chat: one engine request per sampled
+candidate (n, or best_of of which the n best by cumulative logprob are kept), or one
+beam-search request yielding the n best beams; incremental detokenisation, stop
+strings, logprobs rendering and usage. Yields typed deltas; the servicers turn them
+into protobuf messages."""
 
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ from dataclasses import dataclass, field
 import structlog
 
 from engine import FinishReason, RequestOutput, SamplingParams
+from engine.outputs import BeamSequence
+from protoserve.common.v1 import output_pb2
 from service.detokenizer import IncrementalDetokenizer
+from service.logprobs import LogprobsRenderer, prompt_logprobs
 from service.params import RequestParams
 from service.prompts import Prompt
 from service.registry import ServedModel
@@ -48,6 +53,8 @@ class ChoiceDelta:
     text: str
     token_ids: list[int]
     finish: Finish | None = None
+    # One per token of this delta, when the request asked for logprobs.
+    logprobs: list[output_pb2.PositionLogprobs] = field(default_factory=list)
 
 
 @dataclass
@@ -72,16 +79,25 @@ class GenerationJob:
     # Isolates this request's prefix-cache entries.
     cache_salt: str | None = None
     usage: Usage = field(init=False)
+    # With prompt_logprobs: set from the first engine output, before the first delta.
+    prompt_logprobs: list[output_pb2.PositionLogprobs] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.usage = Usage(prompt_tokens=len(self.prompt.token_ids))
 
     async def run(self) -> AsyncIterator[ChoiceDelta]:
-        """Deltas of every choice, interleaved as they are produced."""
-        choices = [self._choice(i) for i in range(self.params.output.n)]
+        """Deltas of every choice, interleaved as they are produced (best_of and beam
+        search: each choice at once, when all are done)."""
+        settings = self.params.output
+        if settings.use_beam_search:
+            source = self._beam_choices()
+        elif settings.best_of > settings.n:
+            source = self._best_of()
+        else:
+            source = merge([self._choice(i) for i in range(settings.n)])
         finishes: dict[int, str] = {}
         try:
-            async for delta in merge(choices):
+            async for delta in source:
                 self.usage.completion_tokens += len(delta.token_ids)
                 if delta.finish is not None:
                     finishes[delta.index] = delta.finish.kind.value
@@ -94,13 +110,18 @@ class GenerationJob:
                 prompt_tokens=self.usage.prompt_tokens,
                 completion_tokens=self.usage.completion_tokens,
                 cached_tokens=self.usage.cached_tokens,
-                finish_reasons=[finishes.get(i, "cancelled") for i in range(self.params.output.n)],
+                finish_reasons=[finishes.get(i, "cancelled") for i in range(settings.n)],
             )
 
     async def abort(self) -> None:
-        """Abort every choice; their streams end with finish reason ABORT."""
-        for index in range(self.params.output.n):
+        """Abort every engine request; their streams end with finish reason ABORT."""
+        for index in range(self._num_engine_requests):
             await self.model.engine.abort(self._engine_id(index))
+
+    @property
+    def _num_engine_requests(self) -> int:
+        settings = self.params.output
+        return 1 if settings.use_beam_search else max(settings.n, settings.best_of)
 
     def _engine_id(self, index: int) -> str:
         return f"{self.request_id}-{index}"
@@ -111,30 +132,97 @@ class GenerationJob:
             return params
         return dataclasses.replace(params, seed=params.seed + index)
 
-    async def _choice(self, index: int) -> AsyncIterator[ChoiceDelta]:
-        settings = self.params.output
-        detokenizer = IncrementalDetokenizer(
-            self.model.tokenizer, self.prompt.token_ids, settings.skip_special_tokens
-        )
-        stops = StopStringMatcher(settings.stop, settings.include_stop_str_in_output)
-        outputs = self.model.engine.generate(
+    def _outputs(self, index: int) -> AsyncIterator[RequestOutput]:
+        return self.model.engine.generate(
             self._engine_id(index),
             self.prompt.token_ids,
             self._engine_params(index),
             priority=self.priority,
             cache_salt=self.cache_salt,
         )
+
+    def _note(self, output: RequestOutput) -> None:
+        self.usage.cached_tokens = max(self.usage.cached_tokens, output.num_cached_tokens)
+        if output.prompt_logprobs is not None and self.prompt_logprobs is None:
+            self.prompt_logprobs = prompt_logprobs(
+                self.model.tokenizer,
+                output.prompt_logprobs,
+                self.prompt.token_ids,
+                self.params.output.return_tokens_as_token_ids,
+            )
+
+    def _text_pipeline(self) -> tuple[IncrementalDetokenizer, StopStringMatcher, LogprobsRenderer]:
+        settings = self.params.output
+        detokenizer = IncrementalDetokenizer(
+            self.model.tokenizer,
+            self.prompt.token_ids,
+            settings.skip_special_tokens,
+            settings.spaces_between_special_tokens,
+        )
+        stops = StopStringMatcher(settings.stop, settings.include_stop_str_in_output)
+        renderer = LogprobsRenderer(self.model.tokenizer, settings.return_tokens_as_token_ids)
+        return detokenizer, stops, renderer
+
+    async def _choice(self, index: int) -> AsyncIterator[ChoiceDelta]:
+        detokenizer, stops, renderer = self._text_pipeline()
+        outputs = self._outputs(index)
         try:
             async for output in outputs:
-                self.usage.cached_tokens = max(self.usage.cached_tokens, output.num_cached_tokens)
+                self._note(output)
                 text = stops.feed(detokenizer.add(output.new_token_ids))
+                logprobs = [renderer.position(e) for e in output.logprobs or ()]
                 delta = _next_delta(index, output, text, stops, self.model.eos_token_ids)
                 if delta is not None:
-                    yield delta
+                    yield dataclasses.replace(delta, logprobs=logprobs)
                 if delta is not None and delta.finish is not None:
                     return
         finally:
             await outputs.aclose()
+
+    async def _best_of(self) -> AsyncIterator[ChoiceDelta]:
+        """best_of candidates; the n with the highest cumulative logprob, renumbered."""
+        settings = self.params.output
+        deltas: dict[int, list[ChoiceDelta]] = {i: [] for i in range(settings.best_of)}
+        async for delta in merge([self._choice(i) for i in range(settings.best_of)]):
+            deltas[delta.index].append(delta)
+
+        def cumulative(index: int) -> float:
+            return sum(p.chosen.logprob for d in deltas[index] for p in d.logprobs)
+
+        best = sorted(deltas, key=cumulative, reverse=True)[: settings.n]
+        for new_index, old_index in enumerate(best):
+            for delta in deltas[old_index]:
+                logprobs = delta.logprobs if settings.logprobs else []
+                yield dataclasses.replace(delta, index=new_index, logprobs=logprobs)
+
+    async def _beam_choices(self) -> AsyncIterator[ChoiceDelta]:
+        """One engine request; its final output holds the best beams, best first."""
+        final = None
+        outputs = self._outputs(0)
+        try:
+            async for output in outputs:
+                self._note(output)
+                final = output
+        finally:
+            await outputs.aclose()
+        if final is None or final.beams is None:  # aborted
+            for index in range(self.params.output.n):
+                yield ChoiceDelta(index, "", [], Finish(FinishKind.ABORT))
+            return
+        for index, beam in enumerate(final.beams[: self.params.output.n]):
+            yield self._beam_delta(index, beam)
+
+    def _beam_delta(self, index: int, beam: BeamSequence) -> ChoiceDelta:
+        detokenizer, stops, renderer = self._text_pipeline()
+        text = stops.feed(detokenizer.add(beam.token_ids))
+        logprobs = [renderer.position(e) for e in beam.logprobs or ()]
+        if stops.matched is not None:
+            return ChoiceDelta(
+                index, text, beam.token_ids, Finish(FinishKind.STOP, stops.matched), logprobs
+            )
+        stop_id = beam.stop_token_id if beam.stop_token_id not in self.model.eos_token_ids else None
+        finish = Finish(_ENGINE_FINISH[beam.finish_reason], stop_token_id=stop_id)
+        return ChoiceDelta(index, text + stops.flush(), beam.token_ids, finish, logprobs)
 
 
 def _next_delta(

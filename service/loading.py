@@ -10,8 +10,12 @@ from pathlib import Path
 import structlog
 
 from engine import AsyncEngine, CacheConfig, EngineConfig, LLMEngine, ModelConfig, SchedulerConfig
+from engine.pooling import PoolerConfig, PoolingEngine, resolve_runner
 from service.chat import ChatRenderSettings
 from service.config import EngineOptions, ModelSpec
+from service.generation_config import load_defaults
+from service.pooling import PoolingSupport
+from service.pooling_inputs import PoolingTokenizer
 from service.registry import ServedModel
 from service.tokenizer import Tokenizer
 
@@ -51,7 +55,15 @@ def load_model(
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{spec.path}: not a model directory (no config.json)")
     tokenizer = Tokenizer(spec.path)
-    core = LLMEngine(engine_config(spec, options))
+    pooling = resolve_runner(_architecture(path), options.runner) == "pooling"
+    config = engine_config(spec, options)
+    core = (
+        PoolingEngine(config, PoolerConfig.from_json(options.pooler_config))
+        if pooling
+        else LLMEngine(config)
+    )
+    if not pooling:  # structured outputs: the grammar engine masks this vocabulary
+        core.set_tokenizer_info(tokenizer.grammar_info(core.vocab_size, core.eos_token_ids))
     engine = AsyncEngine(core)
     engine.start()
     template = spec.chat_template_source() or tokenizer.chat_template
@@ -67,6 +79,14 @@ def load_model(
         max_model_len=core.max_model_len,
         vocab_size=min(core.vocab_size, tokenizer.vocab_size),
         eos_token_ids=frozenset(core.eos_token_ids),
+        pooling=PoolingSupport(core.info, PoolingTokenizer(tokenizer)) if pooling else None,
+        defaults=load_defaults(
+            spec.path,
+            options.generation_config,
+            json.loads(options.override_generation_config or "{}"),
+        ),
+        max_logprobs=options.max_logprobs,
+        speech=_speech_model(path, core.max_model_len),
     )
     log.info(
         "model ready",
@@ -76,6 +96,15 @@ def load_model(
         chat_template=template is not None,
     )
     return model
+
+
+def _speech_model(path: Path, max_model_len: int):
+    """The speech facts of a Whisper-family checkpoint; None for other models."""
+    from service.audio.speech_model import SpeechModel, is_speech_architecture
+
+    if not is_speech_architecture(_architecture(path)):
+        return None
+    return SpeechModel.load(path, max_model_len)
 
 
 def _architecture(path: Path) -> str:

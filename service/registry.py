@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine import AsyncEngine
 from service.chat import ChatRenderSettings
-from service.errors import Unavailable, model_not_found
+from service.errors import Unavailable, Unimplemented, model_not_found
+from service.generation_config import SamplingDefaults
 from service.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    from service.audio.speech_model import SpeechModel
+    from service.pooling import PoolingSupport
 
 
 class Capability(enum.Enum):
@@ -17,6 +23,13 @@ class Capability(enum.Enum):
     GENERATE = "generate"
     CHAT = "chat"
     TOKENIZE = "tokenize"
+    EMBED = "embed"
+    CLASSIFY = "classify"
+    POOL = "pool"
+    SCORE = "score"
+    GENERATIVE_SCORE = "generative_score"
+    TRANSCRIBE = "transcribe"
+    TRANSLATE = "translate"
 
 
 @dataclass(frozen=True)
@@ -32,6 +45,14 @@ class ServedModel:
     max_model_len: int
     vocab_size: int
     eos_token_ids: frozenset[int]
+    # Server-side sampling defaults (generation_config.json unless --generation-config vllm).
+    defaults: SamplingDefaults = SamplingDefaults()
+    # Most logprobs a request may ask for (--max-logprobs; -1 = the whole vocabulary).
+    max_logprobs: int = 20
+    # Set when a pooling engine serves the model (embeddings, classification, scores).
+    pooling: PoolingSupport | None = None
+    # Set for speech-to-text models (Whisper): transcription, translation.
+    speech: SpeechModel | None = None
 
     @property
     def name(self) -> str:
@@ -40,10 +61,22 @@ class ServedModel:
 
     @property
     def capabilities(self) -> frozenset[Capability]:
-        found = {Capability.GENERATE, Capability.TOKENIZE}
+        if self.pooling is not None:
+            return self.pooling.capabilities
+        if self.speech is not None:
+            speech = {Capability.TRANSCRIBE, Capability.TOKENIZE}
+            if self.speech.can_translate:
+                speech.add(Capability.TRANSLATE)
+            return frozenset(speech)
+        found = {Capability.GENERATE, Capability.TOKENIZE, Capability.GENERATIVE_SCORE}
         if self.chat.default_template:
             found.add(Capability.CHAT)
         return frozenset(found)
+
+    def require(self, capability: Capability, api: str) -> None:
+        """UNIMPLEMENTED "The model does not support <api> API" (REST 501) without it."""
+        if capability not in self.capabilities:
+            raise Unimplemented(f"The model does not support {api} API")
 
 
 class ModelRegistry:

@@ -10,8 +10,11 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from protoserve.audio.v1 import audio_pb2, audio_pb2_grpc
 from protoserve.generate.v1 import generate_pb2, generate_pb2_grpc
 from protoserve.models.v1 import models_pb2, models_pb2_grpc
+from protoserve.pooling.v1 import pooling_pb2, pooling_pb2_grpc
+from protoserve.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from protoserve.tokenizer.v1 import tokenizer_pb2, tokenizer_pb2_grpc
 from service.config import ServiceConfig
 from service.drain import Drain
@@ -19,8 +22,11 @@ from service.inflight import InflightRequests
 from service.interceptors import ErrorInterceptor
 from service.registry import ModelRegistry
 from service.servicers import unimplemented
+from service.servicers.audio import AudioServicer
 from service.servicers.generate import GenerateServicer
 from service.servicers.models import ModelsServicer
+from service.servicers.pooling import PoolingServicer
+from service.servicers.scoring import ScoringServicer
 from service.servicers.tokenizer import TokenizerServicer
 
 log = structlog.get_logger(__name__)
@@ -29,6 +35,9 @@ SERVED = [
     generate_pb2.DESCRIPTOR.services_by_name["GenerateService"].full_name,
     tokenizer_pb2.DESCRIPTOR.services_by_name["TokenizerService"].full_name,
     models_pb2.DESCRIPTOR.services_by_name["ModelsService"].full_name,
+    pooling_pb2.DESCRIPTOR.services_by_name["PoolingService"].full_name,
+    scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name,
+    audio_pb2.DESCRIPTOR.services_by_name["AudioService"].full_name,
 ]
 ALL_SERVICES = SERVED + list(unimplemented.NOT_YET_SERVED)
 
@@ -72,6 +81,11 @@ class Service:
             TokenizerServicer(registry), server
         )
         models_pb2_grpc.add_ModelsServiceServicer_to_server(ModelsServicer(registry), server)
+        pooling_pb2_grpc.add_PoolingServiceServicer_to_server(PoolingServicer(registry), server)
+        scoring_pb2_grpc.add_ScoringServiceServicer_to_server(ScoringServicer(registry), server)
+        audio_pb2_grpc.add_AudioServiceServicer_to_server(
+            AudioServicer(registry, config.audio), server
+        )
         server.add_generic_rpc_handlers(unimplemented.generic_handlers())
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -26,6 +26,7 @@ _MODELS: dict[str, str] = {
     "MistralForCausalLM": "engine.models.llama:LlamaForCausalLM",
     "Qwen2ForCausalLM": "engine.models.qwen2:Qwen2ForCausalLM",
     "Qwen3ForCausalLM": "engine.models.qwen3:Qwen3ForCausalLM",
+    "WhisperForConditionalGeneration": "engine.models.whisper:WhisperForConditionalGeneration",
 }
 
 _FALLBACK = "engine.models.transformers_fallback:TransformersForCausalLM"

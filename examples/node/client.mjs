@@ -121,7 +121,8 @@ async function main() {
   summary.chat = await chatStream(generate, chat);
   if (!args.json) console.log(`\n[finish ${summary.chat.finish}]`, summary.chat.usage);
 
-  // Embeddings: PoolingService answers UNIMPLEMENTED until pooling models are served.
+  // Embeddings: PoolingService answers UNIMPLEMENTED for a model that does not embed (the
+  // demo chat model; `make serve` serves all-MiniLM-L6-v2 for this).
   try {
     const request = { model: args.model, inputs: [{ text: args.prompt }] };
     const reply = await unary(pooling, "Embed", request);
@@ -129,7 +130,7 @@ async function main() {
   } catch (error) {
     if (error.code !== grpc.status.UNIMPLEMENTED) throw error;
     summary.embed = describeError(error);
-    if (!args.json) console.log(`embeddings not served here yet: ${error.details}`);
+    if (!args.json) console.log(`no embeddings from this model: ${error.details}`);
   }
 
   // A request the server refuses: INVALID_ARGUMENT with a google.rpc.BadRequest detail

@@ -9,6 +9,7 @@ chat template, and every flag has a PROTOSERVE_ variable (e.g. PROTOSERVE_MAX_MO
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -19,7 +20,10 @@ from typing import Any
 import yaml
 
 ENV_PREFIX = "PROTOSERVE_"
-ENV_ALIASES = {"chat-template": "CUSTOM_CHAT_TEMPLATE"}
+ENV_ALIASES = {
+    "chat-template": "CUSTOM_CHAT_TEMPLATE",
+    "max-audio-clip-filesize-mb": "VLLM_MAX_AUDIO_CLIP_FILESIZE_MB",
+}
 MODEL_ENV = "MODEL_NAME"
 
 
@@ -41,6 +45,19 @@ def parse_bool(text: str | bool) -> bool:
     if value in ("0", "false", "no", "off", ""):
         return False
     raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+
+
+def parse_json_object(text: str | dict) -> str:
+    """A JSON object given as text (or, from the YAML config, as a mapping) -> its text."""
+    value = text if isinstance(text, dict) else None
+    if value is None:
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not JSON: {text!r} ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
+    return json.dumps(value)
 
 
 SERVE, GRPC, BRIDGE = "serve", "grpc", "bridge"
@@ -138,6 +155,42 @@ FLAGS: tuple[Flag, ...] = (
         choices=("auto", "native", "transformers"),
     ),
     Flag("device", "auto, cpu or cuda.", SERVICE_COMMANDS, str, "auto"),
+    Flag(
+        "runner",
+        "generate, pooling (embeddings, classification, scores), or auto (from the "
+        "architecture: causal LMs generate, encoders and classifiers pool).",
+        SERVICE_COMMANDS,
+        str,
+        "auto",
+        choices=("auto", "generate", "pooling"),
+    ),
+    Flag(
+        "pooler-config",
+        'Pooling models: JSON overriding the checkpoint, e.g. \'{"pooling_type": "MEAN", '
+        '"normalize": true}\' (keys: pooling_type, normalize, step_tag_id, returned_token_ids).',
+        SERVICE_COMMANDS,
+    ),
+    Flag(
+        "generation-config",
+        "Sampling defaults: auto (the model's generation_config.json), vllm (none) or a "
+        "folder holding a generation_config.json.",
+        SERVICE_COMMANDS,
+        str,
+        "auto",
+    ),
+    Flag(
+        "override-generation-config",
+        "JSON merged over the generation config, e.g. '{\"temperature\": 0.5}'.",
+        SERVICE_COMMANDS,
+        parse_json_object,
+    ),
+    Flag(
+        "max-logprobs",
+        "Most logprobs per position a request may ask for (-1: the whole vocabulary).",
+        SERVICE_COMMANDS,
+        int,
+        20,
+    ),
     Flag("seed", "Global seed.", SERVICE_COMMANDS, int, 0),
     Flag("grpc-host", "Interface the gRPC service listens on.", SERVICE_COMMANDS, str, "0.0.0.0"),
     Flag("grpc-port", "gRPC port.", SERVICE_COMMANDS, int, 50051),
@@ -149,6 +202,21 @@ FLAGS: tuple[Flag, ...] = (
         frozenset({BRIDGE}),
         str,
         "127.0.0.1:50051",
+    ),
+    Flag(
+        "max-audio-clip-filesize-mb",
+        "Largest audio upload (and streamed utterance, as PCM16) in MiB; env "
+        "VLLM_MAX_AUDIO_CLIP_FILESIZE_MB.",
+        ALL,
+        float,
+        25.0,
+    ),
+    Flag(
+        "max-stream-duration",
+        "Seconds of audio one StreamTranscribe call (or /v1/realtime session) may send.",
+        SERVICE_COMMANDS,
+        float,
+        3600.0,
     ),
     Flag(
         "shutdown-timeout",

@@ -19,15 +19,15 @@ log = structlog.get_logger(__name__)
 
 
 def service_config(values: dict[str, Any], uds_path: str | None = None):
-    from service.config import EngineOptions, ModelSpec, ServiceConfig
+    from service.config import AudioOptions, EngineOptions, ModelSpec, ServiceConfig
 
     if not values["model"]:
         raise SystemExit(
             "no model given: pass MODEL_DIR (or set MODEL_NAME, or `model:` in --config)"
         )
-    first, *rest = values["model"]
-    specs = [ModelSpec(first, tuple(values["served_model_name"] or ()), values["chat_template"])]
-    specs += [ModelSpec(path) for path in rest]
+    first, *rest = [model_spec(m) for m in values["model"]]
+    names = tuple(values["served_model_name"] or ()) or first.served_names
+    specs = [ModelSpec(first.path, names, values["chat_template"])] + rest
     return ServiceConfig(
         models=tuple(specs),
         engine=EngineOptions(
@@ -43,13 +43,33 @@ def service_config(values: dict[str, Any], uds_path: str | None = None):
             model_impl=values["model_impl"],
             seed=values["seed"],
             device=values["device"],
+            runner=values["runner"],
+            pooler_config=values["pooler_config"],
+            generation_config=values["generation_config"],
+            override_generation_config=values["override_generation_config"],
+            max_logprobs=values["max_logprobs"],
         ),
         host=values["grpc_host"],
         grpc_port=values["grpc_port"],
         uds_path=uds_path,
         trust_request_chat_template=values["trust_request_chat_template"],
         shutdown_timeout=values["shutdown_timeout"],
+        audio=AudioOptions(
+            max_file_mb=values["max_audio_clip_filesize_mb"],
+            max_stream_seconds=values["max_stream_duration"],
+        ),
     )
+
+
+def model_spec(text: str):
+    """A positional model: `PATH`, or `NAME=PATH` to serve PATH as NAME (`NAME1,NAME2=PATH`
+    for aliases). --served-model-name, when given, names the first model."""
+    from service.config import ModelSpec
+
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path or os.path.exists(text):
+        return ModelSpec(text)
+    return ModelSpec(path, tuple(n for n in name.split(",") if n))
 
 
 def run_grpc(values: dict[str, Any]) -> int:
@@ -81,6 +101,8 @@ def _bridge_command(values: dict[str, Any], uds: str) -> list[str]:
         values["log_level"],
         "--shutdown-timeout",
         str(values["shutdown_timeout"]),
+        "--max-audio-clip-filesize-mb",
+        str(values["max_audio_clip_filesize_mb"]),
     ]
 
 
@@ -152,7 +174,10 @@ def run_bridge(values: dict[str, Any]) -> int:
     from rest_bridge.settings import BridgeSettings
 
     settings = BridgeSettings(
-        grpc_target=values["grpc_target"], host=values["host"], port=values["port"]
+        grpc_target=values["grpc_target"],
+        host=values["host"],
+        port=values["port"],
+        max_audio_file_mb=values["max_audio_clip_filesize_mb"],
     )
     config = uvicorn.Config(
         create_app(settings),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from protoserve.common.v1 import chat_pb2
+from protoserve.common.v1 import chat_pb2, output_pb2
 from protoserve.generate.v1 import generate_pb2 as pb
 from protoserve.generate.v1 import generate_pb2_grpc
 from service import prompts
@@ -18,7 +18,7 @@ from service.generation import ChoiceDelta, Finish, GenerationJob
 from service.inflight import InflightRequests
 from service.interceptors import request_id_of
 from service.params import build_params, check_cache_salt
-from service.registry import ModelRegistry, ServedModel
+from service.registry import Capability, ModelRegistry, ServedModel
 from service.servicers import convert
 
 COMPLETION_DEFAULT_MAX_TOKENS = 16
@@ -32,11 +32,13 @@ class _Choice:
     text: str = ""
     token_ids: list[int] = field(default_factory=list)
     finish: Finish | None = None
+    logprobs: list[output_pb2.PositionLogprobs] = field(default_factory=list)
 
     def add(self, delta: ChoiceDelta) -> None:
         self.text += delta.text
         self.token_ids += delta.token_ids
         self.finish = delta.finish or self.finish
+        self.logprobs += delta.logprobs
 
 
 class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
@@ -60,6 +62,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
                     text=c.text,
                     token_ids=c.token_ids,
                     finish=convert.finish_info(c.finish),
+                    logprobs=c.logprobs,
                 )
                 for i, c in enumerate(choices)
             ],
@@ -69,10 +72,18 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
     async def GenerateStream(
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.GenerateStreamResponse]:
+        if request.sampling.use_beam_search:
+            raise InvalidArgument(
+                "use_beam_search is not supported with streaming completions.", "use_beam_search"
+            )
         job = self._completion_job(request, context)
+        _check_streamable(job)
 
         def delta_message(delta: ChoiceDelta) -> pb.CompletionDelta:
-            return pb.CompletionDelta(index=delta.index, text=delta.text, token_ids=delta.token_ids)
+            return pb.CompletionDelta(
+                index=delta.index, text=delta.text, token_ids=delta.token_ids,
+                logprobs=delta.logprobs,
+            )  # fmt: skip
 
         echo = _echo_text(job, request.output.echo)
         async for message in self._stream(job, echo, pb.GenerateStreamResponse, delta_message):
@@ -82,6 +93,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         self, request: pb.GenerateRequest, context: grpc.aio.ServicerContext
     ) -> GenerationJob:
         model = self._registry.get(request.model)
+        model.require(Capability.GENERATE, "Completions")
         if request.suffix:
             raise InvalidArgument("suffix is not supported by this model.", "suffix")
         if request.WhichOneof("prompt") == "token_ids":
@@ -109,6 +121,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
                     message=chat_pb2.ChatMessage(role=role, content=c.text),
                     token_ids=c.token_ids,
                     finish=convert.finish_info(c.finish),
+                    logprobs=c.logprobs,
                 )
                 for i, c in enumerate(choices)
             ],
@@ -119,11 +132,15 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         self, request: pb.ChatRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ChatStreamResponse]:
         job = self._chat_job(request, context)
+        _check_streamable(job)
         role = _response_role(request)
         started: set[int] = set()
 
         def delta_message(delta: ChoiceDelta) -> pb.ChatDelta:
-            message = pb.ChatDelta(index=delta.index, content=delta.text, token_ids=delta.token_ids)
+            message = pb.ChatDelta(
+                index=delta.index, content=delta.text, token_ids=delta.token_ids,
+                logprobs=delta.logprobs,
+            )  # fmt: skip
             if delta.index not in started:  # a choice's first delta names the role
                 started.add(delta.index)
                 message.role = role
@@ -139,6 +156,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         if request.tools or request.HasField("tool_choice"):
             raise InvalidArgument("`tools` are not supported by this server yet.", "tools")
         model = self._registry.get(request.model)
+        model.require(Capability.GENERATE, "Chat Completions")
         text = render_prompt(list(request.messages), request.template, [], model.chat)
         prompt = prompts.encode_text(
             text, model.tokenizer, request.prompt_options, default_special=False
@@ -154,23 +172,14 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         prompt: prompts.Prompt,
         default_max_tokens: int | None,
     ) -> GenerationJob:
-        if request.HasField("structured_output"):
-            raise InvalidArgument(
-                "`structured_output` is not supported by this server yet.", "structured_output"
-            )
         prompt = prompts.truncate(prompt, request.prompt_options, model.max_model_len)
         prompts.check_context(len(prompt.token_ids), model.max_model_len)
         max_tokens = prompts.generation_budget(
             request.stopping, default_max_tokens, len(prompt.token_ids), model.max_model_len
         )
-        params = build_params(
-            request.sampling,
-            request.penalties,
-            request.stopping,
-            request.output,
-            max_tokens=max_tokens,
-            vocab_size=model.vocab_size,
-        )
+        if model.defaults.max_tokens is not None:  # generation config's max_new_tokens caps it
+            max_tokens = min(max_tokens, model.defaults.max_tokens)
+        params = build_params(request, model, max_tokens=max_tokens)
         request_id = request_id_of(context, request.request_id)
         return GenerationJob(
             request_id,
@@ -212,6 +221,12 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
         return pb.AbortResponse(aborted=await self._inflight.abort(list(request.request_ids)))
 
 
+def _check_streamable(job: GenerationJob) -> None:
+    settings = job.params.output
+    if settings.best_of > settings.n and not settings.use_beam_search:
+        raise InvalidArgument("best_of must equal n when streaming.", "best_of")
+
+
 async def _with_echo(deltas: AsyncIterator[ChoiceDelta], echo: str | None):
     """Prepend `echo` to the first delta of every choice."""
     echoed: set[int] = set()
@@ -249,9 +264,11 @@ def _chat_echo(request: pb.ChatRequest, role: str) -> str | None:
 
 def _prompt_info(job: GenerationJob):
     settings = job.params.output
-    return convert.prompt_info(
+    info = convert.prompt_info(
         job.prompt,
         job.usage.cached_tokens,
         with_token_ids=settings.return_prompt_token_ids,
         with_text=settings.return_prompt_text,
     )
+    info.prompt_logprobs.extend(job.prompt_logprobs or ())
+    return info

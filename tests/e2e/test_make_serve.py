@@ -1,5 +1,6 @@
-"""`make serve` (what the README leads with) builds the demo model and answers
-/v1/models and gRPC health; Ctrl-C style SIGINT stops it cleanly."""
+"""`make serve` (what the README leads with) builds the demo model, serves it beside the
+embedding model and answers /v1/models and gRPC health; Ctrl-C style SIGINT stops it
+cleanly."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def test_make_serve_answers_models_and_grpc_health(tmp_path: Path) -> None:
             "--no-print-directory",
             "serve",
             f"DEMO_MODEL={tmp_path / 'demo'}",
+            f"WHISPER_MODEL={tmp_path / 'whisper'}",
             f"SERVE_ARGS={args}",
         ],
         cwd=REPO,
@@ -49,7 +51,9 @@ def test_make_serve_answers_models_and_grpc_health(tmp_path: Path) -> None:
     )
     try:
         models = _wait_for_models(f"http://127.0.0.1:{http_port}", process, tmp_path)
-        assert [m["id"] for m in models["data"]] == ["demo"]
+        ids = [m["id"] for m in models["data"]]
+        assert ids[0] == "demo" and "all-MiniLM-L6-v2" in ids, ids  # embeddings beside chat
+        assert "whisper" in ids, ids  # and the speech demo
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=10

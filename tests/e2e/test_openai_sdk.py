@@ -25,8 +25,9 @@ def tokenize_count(servers, **body) -> int:
 def test_models_list(openai_client) -> None:
     models = openai_client.models.list()
     ids = [m.id for m in models.data]
-    assert ids == ["demo", "demo-alias"]
+    assert ids == ["demo", "demo-alias", "all-MiniLM-L6-v2"]
     assert models.data[0].model_extra["max_model_len"] == 512
+    assert models.data[2].model_extra["max_model_len"] == 256  # sentence_bert_config.json
 
 
 def test_completion_greedy_is_deterministic(openai_client) -> None:

@@ -108,3 +108,47 @@ def test_chat_completion_shapes(servers) -> None:
     for chunk in chunks:
         validate(chunk, "CreateChatCompletionStreamResponse")
     assert "usage" not in chunks[0] and chunks[-1]["usage"]["total_tokens"] > 0
+
+
+@needs_spec
+def test_embedding_shapes(servers) -> None:
+    from tests.e2e.conftest import EMBED_MODEL
+
+    body = {"model": EMBED_MODEL, "input": ["Bread is", "made of flour"]}
+    reply = httpx.post(f"{servers.http_url}/v1/embeddings", json=body, timeout=60)
+    validate(reply.json(), "CreateEmbeddingResponse")
+    base64_reply = httpx.post(
+        f"{servers.http_url}/v1/embeddings", json={**body, "encoding_format": "base64"}, timeout=60
+    ).json()
+    # The spec types `embedding` as floats only; OpenAI sends a string for base64.
+    assert all(isinstance(d["embedding"], str) for d in base64_reply["data"])
+    for item in base64_reply["data"]:
+        item["embedding"] = [0.0]
+    validate(base64_reply, "CreateEmbeddingResponse")
+
+
+@needs_spec
+def test_logprobs_shapes(servers) -> None:
+    """Completions' and chat's logprobs objects, unary and streamed."""
+    body = {"model": "demo", "prompt": "Bread is", "max_tokens": 6, "logprobs": 2, "seed": 1}
+    reply = httpx.post(f"{servers.http_url}/v1/completions", json=body, timeout=60).json()
+    assert reply["choices"][0]["logprobs"]["tokens"]
+    validate(reply, "CreateCompletionResponse")
+    for chunk in sse_payloads(servers, "/v1/completions", {**body, "stream": True}):
+        for choice in chunk["choices"]:
+            choice["finish_reason"] = choice["finish_reason"] or "stop"
+        validate(chunk, "CreateCompletionResponse")
+    chat = {
+        "model": "demo",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 6,
+        "logprobs": True,
+        "top_logprobs": 3,
+    }
+    reply = httpx.post(f"{servers.http_url}/v1/chat/completions", json=chat, timeout=60).json()
+    assert len(reply["choices"][0]["logprobs"]["content"][0]["top_logprobs"]) == 3
+    validate(reply, "CreateChatCompletionResponse")
+    chunks = sse_payloads(servers, "/v1/chat/completions", {**chat, "stream": True})
+    assert any(c["choices"] and c["choices"][0]["logprobs"] for c in chunks)
+    for chunk in chunks:
+        validate(chunk, "CreateChatCompletionStreamResponse")

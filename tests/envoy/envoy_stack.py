@@ -29,7 +29,10 @@ REQUIRE_TOOLS = "PROTOSERVE_REQUIRE_TOOLS"
 
 
 def require_tool(name: str) -> str:
-    path = shutil.which(name)
+    """`name` on PATH or beside this interpreter (the venv's `envoy`, when pytest runs as
+    `.venv/bin/python -m pytest` without the venv on PATH)."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), str(Path(sys.executable).parent)])
+    path = shutil.which(name, path=search)
     if path is None:
         message = f"`{name}` not found on PATH"
         if os.environ.get(REQUIRE_TOOLS):

@@ -25,3 +25,13 @@ def test_multibyte_characters_are_held_until_complete(demo_model_dir) -> None:
     pieces = [detokenizer.add([t]) for t in ids]
     assert "".join(pieces) == "naïve café ✓"
     assert all("\ufffd" not in p for p in pieces)
+
+
+def test_special_tokens_kept_and_their_spacing(demo_model_dir) -> None:
+    tokenizer = Tokenizer(str(demo_model_dir))
+    ids = tokenizer.encode("hello") + [2, 1] + tokenizer.encode(" world")
+    for spaces in (True, False):
+        detokenizer = IncrementalDetokenizer(tokenizer, [], False, spaces)
+        text = "".join(detokenizer.add([t]) for t in ids)
+        # A byte-level decoder puts no space before added tokens either way.
+        assert text == "hello<|im_end|><|im_start|> world"

@@ -54,3 +54,20 @@ def test_bridge_flags_exclude_engine_flags() -> None:
 )
 def test_parse_size(text: str, expected: int) -> None:
     assert parse_size(text) == expected
+
+
+def test_generation_config_flags_reach_the_engine_options(tmp_path) -> None:
+    from service.cli.launch import service_config
+
+    argv = ["serve", "m", "--generation-config", "vllm", "--max-logprobs", "-1"]
+    argv += ["--override-generation-config", '{"temperature": 0.5}']
+    options = service_config(resolve("serve", cli(argv), env={})).engine
+    assert options.generation_config == "vllm" and options.max_logprobs == -1
+    assert options.override_generation_config == '{"temperature": 0.5}'
+    config = tmp_path / "c.yaml"
+    config.write_text("override-generation-config:\n  top_k: 5\n")
+    values = resolve("serve", cli(["serve", "m", "--config", str(config)]), env={})
+    assert values["override_generation_config"] == '{"top_k": 5}'
+    assert values["generation_config"] == "auto" and values["max_logprobs"] == 20
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "m", "--override-generation-config", "[1]"])

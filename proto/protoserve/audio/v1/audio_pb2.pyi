@@ -163,14 +163,30 @@ class StreamError(_message.Message):
     message: str
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
+class StreamReady(_message.Message):
+    __slots__ = ("model", "sample_rate_hz", "max_chunk_bytes", "max_utterance_bytes", "max_stream_seconds")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_UTTERANCE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_STREAM_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    sample_rate_hz: int
+    max_chunk_bytes: int
+    max_utterance_bytes: int
+    max_stream_seconds: float
+    def __init__(self, model: _Optional[str] = ..., sample_rate_hz: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_utterance_bytes: _Optional[int] = ..., max_stream_seconds: _Optional[float] = ...) -> None: ...
+
 class StreamTranscribeResponse(_message.Message):
-    __slots__ = ("request_id", "delta", "result", "error")
+    __slots__ = ("request_id", "delta", "result", "error", "ready")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     delta: TranscriptDelta
     result: UtteranceResult
     error: StreamError
-    def __init__(self, request_id: _Optional[str] = ..., delta: _Optional[_Union[TranscriptDelta, _Mapping]] = ..., result: _Optional[_Union[UtteranceResult, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ...) -> None: ...
+    ready: StreamReady
+    def __init__(self, request_id: _Optional[str] = ..., delta: _Optional[_Union[TranscriptDelta, _Mapping]] = ..., result: _Optional[_Union[UtteranceResult, _Mapping]] = ..., error: _Optional[_Union[StreamError, _Mapping]] = ..., ready: _Optional[_Union[StreamReady, _Mapping]] = ...) -> None: ...

@@ -93,8 +93,8 @@ class AudioServiceServicer:
 
     def StreamTranscribe(self, request_iterator, context):
         """Live transcription. gRPC only (bidirectional; not transcoded): the first client
-        message is `config`, then `audio` chunks and `commit`s; the server answers with
-        deltas and one `result` per committed utterance. See StreamTranscribeRequest.
+        message is `config`, then `audio` chunks and `commit`s; the server answers `ready`,
+        then deltas and one `result` per committed utterance. See StreamTranscribeRequest.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

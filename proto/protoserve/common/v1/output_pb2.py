@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protoserve/common/v1/output.proto\x12\x14protoserve.common.v1\"\x80\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\r\x12\x15\n\rcached_tokens\x18\x04 \x01(\r\x12\x18\n\x10reasoning_tokens\x18\x05 \x01(\r\"{\n\nFinishInfo\x12\x32\n\x06reason\x18\x01 \x01(\x0e\x32\".protoserve.common.v1.FinishReason\x12\x15\n\x0bstop_string\x18\x02 \x01(\tH\x00\x12\x17\n\rstop_token_id\x18\x03 \x01(\rH\x00\x42\t\n\x07matched\"\x17\n\x08TokenIds\x12\x0b\n\x03ids\x18\x01 \x03(\r\"c\n\x0cTokenLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\r\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07logprob\x18\x03 \x01(\x01\x12\x13\n\x0btoken_bytes\x18\x04 \x01(\x0c\x12\x0c\n\x04rank\x18\x05 \x01(\r\"\x8c\x01\n\x10PositionLogprobs\x12\x32\n\x06\x63hosen\x18\x01 \x01(\x0b\x32\".protoserve.common.v1.TokenLogprob\x12/\n\x03top\x18\x02 \x03(\x0b\x32\".protoserve.common.v1.TokenLogprob\x12\x13\n\x0btext_offset\x18\x03 \x01(\r\"\xac\x01\n\nPromptInfo\x12\x12\n\nnum_tokens\x18\x01 \x01(\r\x12\x19\n\x11num_cached_tokens\x18\x02 \x01(\r\x12\x11\n\ttoken_ids\x18\x03 \x03(\r\x12\x0c\n\x04text\x18\x04 \x01(\t\x12?\n\x0fprompt_logprobs\x18\x05 \x03(\x0b\x32&.protoserve.common.v1.PositionLogprobs\x12\r\n\x05index\x18\x06 \x01(\r*\xb4\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x03\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x04\x12\x1c\n\x18\x46INISH_REASON_REPETITION\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protoserve/common/v1/output.proto\x12\x14protoserve.common.v1\"\x80\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\r\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\r\x12\x15\n\rcached_tokens\x18\x04 \x01(\r\x12\x18\n\x10reasoning_tokens\x18\x05 \x01(\r\"{\n\nFinishInfo\x12\x32\n\x06reason\x18\x01 \x01(\x0e\x32\".protoserve.common.v1.FinishReason\x12\x15\n\x0bstop_string\x18\x02 \x01(\tH\x00\x12\x17\n\rstop_token_id\x18\x03 \x01(\rH\x00\x42\t\n\x07matched\"\x17\n\x08TokenIds\x12\x0b\n\x03ids\x18\x01 \x03(\r\"c\n\x0cTokenLogprob\x12\x10\n\x08token_id\x18\x01 \x01(\r\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07logprob\x18\x03 \x01(\x01\x12\x13\n\x0btoken_bytes\x18\x04 \x01(\x0c\x12\x0c\n\x04rank\x18\x05 \x01(\r\"\xc3\x01\n\x10PositionLogprobs\x12\x32\n\x06\x63hosen\x18\x01 \x01(\x0b\x32\".protoserve.common.v1.TokenLogprob\x12/\n\x03top\x18\x02 \x03(\x0b\x32\".protoserve.common.v1.TokenLogprob\x12\x13\n\x0btext_offset\x18\x03 \x01(\r\x12\x35\n\trequested\x18\x04 \x03(\x0b\x32\".protoserve.common.v1.TokenLogprob\"\xac\x01\n\nPromptInfo\x12\x12\n\nnum_tokens\x18\x01 \x01(\r\x12\x19\n\x11num_cached_tokens\x18\x02 \x01(\r\x12\x11\n\ttoken_ids\x18\x03 \x03(\r\x12\x0c\n\x04text\x18\x04 \x01(\t\x12?\n\x0fprompt_logprobs\x18\x05 \x03(\x0b\x32&.protoserve.common.v1.PositionLogprobs\x12\r\n\x05index\x18\x06 \x01(\r*\xb4\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x17\n\x13\x46INISH_REASON_ABORT\x10\x03\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x04\x12\x1c\n\x18\x46INISH_REASON_REPETITION\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protoserve.common.v1.output_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=760
-  _globals['_FINISHREASON']._serialized_end=940
+  _globals['_FINISHREASON']._serialized_start=815
+  _globals['_FINISHREASON']._serialized_end=995
   _globals['_USAGE']._serialized_start=60
   _globals['_USAGE']._serialized_end=188
   _globals['_FINISHINFO']._serialized_start=190
@@ -42,7 +42,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOKENLOGPROB']._serialized_start=340
   _globals['_TOKENLOGPROB']._serialized_end=439
   _globals['_POSITIONLOGPROBS']._serialized_start=442
-  _globals['_POSITIONLOGPROBS']._serialized_end=582
-  _globals['_PROMPTINFO']._serialized_start=585
-  _globals['_PROMPTINFO']._serialized_end=757
+  _globals['_POSITIONLOGPROBS']._serialized_end=637
+  _globals['_PROMPTINFO']._serialized_start=640
+  _globals['_PROMPTINFO']._serialized_end=812
 # @@protoc_insertion_point(module_scope)

@@ -28,7 +28,7 @@ from protoserve.common.v1 import output_pb2 as protoserve_dot_common_dot_v1_dot_
 from protoserve.common.v1 import params_pb2 as protoserve_dot_common_dot_v1_dot_params__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protoserve/pooling/v1/pooling.proto\x12\x15protoserve.pooling.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fprotoserve/common/v1/chat.proto\x1a!protoserve/common/v1/output.proto\x1a!protoserve/common/v1/params.proto\"\x99\x01\n\x0cPoolingInput\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x33\n\ttoken_ids\x18\x02 \x01(\x0b\x32\x1e.protoserve.common.v1.TokenIdsH\x00\x12;\n\x0c\x63onversation\x18\x03 \x01(\x0b\x32#.protoserve.pooling.v1.ConversationH\x00\x42\x07\n\x05input\"\x80\x01\n\x0c\x43onversation\x12\x33\n\x08messages\x18\x01 \x03(\x0b\x32!.protoserve.common.v1.ChatMessage\x12;\n\x08template\x18\x02 \x01(\x0b\x32).protoserve.common.v1.ChatTemplateOptions\"\xb7\x01\n\x0ePoolingOptions\x12;\n\x0eprompt_options\x18\x01 \x01(\x0b\x32#.protoserve.common.v1.PromptOptions\x12\x1b\n\x0euse_activation\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x10\n\x08priority\x18\x03 \x01(\x03\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x12\n\ncache_salt\x18\x05 \x01(\tB\x11\n\x0f_use_activation\"\xc6\x01\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x33\n\x06inputs\x18\x02 \x03(\x0b\x32#.protoserve.pooling.v1.PoolingInput\x12\x36\n\x07options\x18\x03 \x01(\x0b\x32%.protoserve.pooling.v1.PoolingOptions\x12\x17\n\ndimensions\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\ninput_type\x18\x05 \x01(\tB\r\n\x0b_dimensions\"\'\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\r\x12\x0e\n\x06values\x18\x02 \x03(\x02\"L\n\tEmbedding\x12\r\n\x05index\x18\x01 \x01(\r\x12\x30\n\tembedding\x18\x02 \x01(\x0b\x32\x1d.protoserve.pooling.v1.Tensor\"\x8e\x01\n\rEmbedResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12.\n\x04\x64\x61ta\x18\x03 \x03(\x0b\x32 .protoserve.pooling.v1.Embedding\x12*\n\x05usage\x18\x04 \x01(\x0b\x32\x1b.protoserve.common.v1.Usage\"\x8d\x01\n\x0f\x43lassifyRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x33\n\x06inputs\x18\x02 \x03(\x0b\x32#.protoserve.pooling.v1.PoolingInput\x12\x36\n\x07options\x18\x03 \x01(\x0b\x32%.protoserve.pooling.v1.PoolingOptions\"R\n\x0e\x43lassification\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05probs\x18\x03 \x03(\x02\x12\x13\n\x0bnum_classes\x18\x04 \x01(\r\"\x96\x01\n\x10\x43lassifyResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x33\n\x04\x64\x61ta\x18\x03 \x03(\x0b\x32%.protoserve.pooling.v1.Classification\x12*\n\x05usage\x18\x04 \x01(\x0b\x32\x1b.protoserve.common.v1.Usage\"\xe3\x01\n\x0bPoolRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x33\n\x06inputs\x18\x02 \x03(\x0b\x32#.protoserve.pooling.v1.PoolingInput\x12\x36\n\x07options\x18\x03 \x01(\x0b\x32%.protoserve.pooling.v1.PoolingOptions\x12\x30\n\x04task\x18\x04 \x01(\x0e\x32\".protoserve.pooling.v1.PoolingTask\x12\x17\n\ndimensions\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\r\n\x0b_dimensions\"H\n\nPoolOutput\x12\r\n\x05index\x18\x01 \x01(\r\x12+\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x1d.protoserve.pooling.v1.Tensor\"\x8e\x01\n\x0cPoolResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12/\n\x04\x64\x61ta\x18\x03 \x03(\x0b\x32!.protoserve.pooling.v1.PoolOutput\x12*\n\x05usage\x18\x04 \x01(\x0b\x32\x1b.protoserve.common.v1.Usage*\x9d\x01\n\x0bPoolingTask\x12\x1c\n\x18POOLING_TASK_UNSPECIFIED\x10\x00\x12\x16\n\x12POOLING_TASK_EMBED\x10\x01\x12\x19\n\x15POOLING_TASK_CLASSIFY\x10\x02\x12\x1c\n\x18POOLING_TASK_TOKEN_EMBED\x10\x03\x12\x1f\n\x1bPOOLING_TASK_TOKEN_CLASSIFY\x10\x04\x32\xe2\x02\n\x0ePoolingService\x12l\n\x05\x45mbed\x12#.protoserve.pooling.v1.EmbedRequest\x1a$.protoserve.pooling.v1.EmbedResponse\"\x18\x82\xd3\xe4\x93\x02\x12\"\r/api/v1/embed:\x01*\x12x\n\x08\x43lassify\x12&.protoserve.pooling.v1.ClassifyRequest\x1a\'.protoserve.pooling.v1.ClassifyResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/api/v1/classify:\x01*\x12h\n\x04Pool\x12\".protoserve.pooling.v1.PoolRequest\x1a#.protoserve.pooling.v1.PoolResponse\"\x17\x82\xd3\xe4\x93\x02\x11\"\x0c/api/v1/pool:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protoserve/pooling/v1/pooling.proto\x12\x15protoserve.pooling.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fprotoserve/common/v1/chat.proto\x1a!protoserve/common/v1/output.proto\x1a!protoserve/common/v1/params.proto\"\x99\x01\n\x0cPoolingInput\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x33\n\ttoken_ids\x18\x02 \x01(\x0b\x32\x1e.protoserve.common.v1.TokenIdsH\x00\x12;\n\x0c\x63onversation\x18\x03 \x01(\x0b\x32#.protoserve.pooling.v1.ConversationH\x00\x42\x07\n\x05input\"\x80\x01\n\x0c\x43onversation\x12\x33\n\x08messages\x18\x01 \x03(\x0b\x32!.protoserve.common.v1.ChatMessage\x12;\n\x08template\x18\x02 \x01(\x0b\x32).protoserve.common.v1.ChatTemplateOptions\"\xeb\x01\n\x0ePoolingOptions\x12;\n\x0eprompt_options\x18\x01 \x01(\x0b\x32#.protoserve.common.v1.PromptOptions\x12\x1b\n\x0euse_activation\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x10\n\x08priority\x18\x03 \x01(\x03\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x12\n\ncache_salt\x18\x05 \x01(\t\x12\x1d\n\x10max_input_tokens\x18\x06 \x01(\x05H\x01\x88\x01\x01\x42\x11\n\x0f_use_activationB\x13\n\x11_max_input_tokens\"\xc6\x01\n\x0c\x45mbedRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x33\n\x06inputs\x18\x02 \x03(\x0b\x32#.protoserve.pooling.v1.PoolingInput\x12\x36\n\x07options\x18\x03 \x01(\x0b\x32%.protoserve.pooling.v1.PoolingOptions\x12\x17\n\ndimensions\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\ninput_type\x18\x05 \x01(\tB\r\n\x0b_dimensions\"\'\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\r\x12\x0e\n\x06values\x18\x02 \x03(\x02\"L\n\tEmbedding\x12\r\n\x05index\x18\x01 \x01(\r\x12\x30\n\tembedding\x18\x02 \x01(\x0b\x32\x1d.protoserve.pooling.v1.Tensor\"\x8e\x01\n\rEmbedResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12.\n\x04\x64\x61ta\x18\x03 \x03(\x0b\x32 .protoserve.pooling.v1.Embedding\x12*\n\x05usage\x18\x04 \x01(\x0b\x32\x1b.protoserve.common.v1.Usage\"\x8d\x01\n\x0f\x43lassifyRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x33\n\x06inputs\x18\x02 \x03(\x0b\x32#.protoserve.pooling.v1.PoolingInput\x12\x36\n\x07options\x18\x03 \x01(\x0b\x32%.protoserve.pooling.v1.PoolingOptions\"R\n\x0e\x43lassification\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05probs\x18\x03 \x03(\x02\x12\x13\n\x0bnum_classes\x18\x04 \x01(\r\"\x96\x01\n\x10\x43lassifyResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x33\n\x04\x64\x61ta\x18\x03 \x03(\x0b\x32%.protoserve.pooling.v1.Classification\x12*\n\x05usage\x18\x04 \x01(\x0b\x32\x1b.protoserve.common.v1.Usage\"\xe3\x01\n\x0bPoolRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x33\n\x06inputs\x18\x02 \x03(\x0b\x32#.protoserve.pooling.v1.PoolingInput\x12\x36\n\x07options\x18\x03 \x01(\x0b\x32%.protoserve.pooling.v1.PoolingOptions\x12\x30\n\x04task\x18\x04 \x01(\x0e\x32\".protoserve.pooling.v1.PoolingTask\x12\x17\n\ndimensions\x18\x05 \x01(\x05H\x00\x88\x01\x01\x42\r\n\x0b_dimensions\"H\n\nPoolOutput\x12\r\n\x05index\x18\x01 \x01(\r\x12+\n\x04\x64\x61ta\x18\x02 \x01(\x0b\x32\x1d.protoserve.pooling.v1.Tensor\"\x8e\x01\n\x0cPoolResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12/\n\x04\x64\x61ta\x18\x03 \x03(\x0b\x32!.protoserve.pooling.v1.PoolOutput\x12*\n\x05usage\x18\x04 \x01(\x0b\x32\x1b.protoserve.common.v1.Usage*\x9d\x01\n\x0bPoolingTask\x12\x1c\n\x18POOLING_TASK_UNSPECIFIED\x10\x00\x12\x16\n\x12POOLING_TASK_EMBED\x10\x01\x12\x19\n\x15POOLING_TASK_CLASSIFY\x10\x02\x12\x1c\n\x18POOLING_TASK_TOKEN_EMBED\x10\x03\x12\x1f\n\x1bPOOLING_TASK_TOKEN_CLASSIFY\x10\x04\x32\xe2\x02\n\x0ePoolingService\x12l\n\x05\x45mbed\x12#.protoserve.pooling.v1.EmbedRequest\x1a$.protoserve.pooling.v1.EmbedResponse\"\x18\x82\xd3\xe4\x93\x02\x12\"\r/api/v1/embed:\x01*\x12x\n\x08\x43lassify\x12&.protoserve.pooling.v1.ClassifyRequest\x1a\'.protoserve.pooling.v1.ClassifyResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/api/v1/classify:\x01*\x12h\n\x04Pool\x12\".protoserve.pooling.v1.PoolRequest\x1a#.protoserve.pooling.v1.PoolResponse\"\x17\x82\xd3\xe4\x93\x02\x11\"\x0c/api/v1/pool:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,34 +41,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POOLINGSERVICE'].methods_by_name['Classify']._serialized_options = b'\202\323\344\223\002\025\"\020/api/v1/classify:\001*'
   _globals['_POOLINGSERVICE'].methods_by_name['Pool']._loaded_options = None
   _globals['_POOLINGSERVICE'].methods_by_name['Pool']._serialized_options = b'\202\323\344\223\002\021\"\014/api/v1/pool:\001*'
-  _globals['_POOLINGTASK']._serialized_start=1964
-  _globals['_POOLINGTASK']._serialized_end=2121
+  _globals['_POOLINGTASK']._serialized_start=2016
+  _globals['_POOLINGTASK']._serialized_end=2173
   _globals['_POOLINGINPUT']._serialized_start=196
   _globals['_POOLINGINPUT']._serialized_end=349
   _globals['_CONVERSATION']._serialized_start=352
   _globals['_CONVERSATION']._serialized_end=480
   _globals['_POOLINGOPTIONS']._serialized_start=483
-  _globals['_POOLINGOPTIONS']._serialized_end=666
-  _globals['_EMBEDREQUEST']._serialized_start=669
-  _globals['_EMBEDREQUEST']._serialized_end=867
-  _globals['_TENSOR']._serialized_start=869
-  _globals['_TENSOR']._serialized_end=908
-  _globals['_EMBEDDING']._serialized_start=910
-  _globals['_EMBEDDING']._serialized_end=986
-  _globals['_EMBEDRESPONSE']._serialized_start=989
-  _globals['_EMBEDRESPONSE']._serialized_end=1131
-  _globals['_CLASSIFYREQUEST']._serialized_start=1134
-  _globals['_CLASSIFYREQUEST']._serialized_end=1275
-  _globals['_CLASSIFICATION']._serialized_start=1277
-  _globals['_CLASSIFICATION']._serialized_end=1359
-  _globals['_CLASSIFYRESPONSE']._serialized_start=1362
-  _globals['_CLASSIFYRESPONSE']._serialized_end=1512
-  _globals['_POOLREQUEST']._serialized_start=1515
-  _globals['_POOLREQUEST']._serialized_end=1742
-  _globals['_POOLOUTPUT']._serialized_start=1744
-  _globals['_POOLOUTPUT']._serialized_end=1816
-  _globals['_POOLRESPONSE']._serialized_start=1819
-  _globals['_POOLRESPONSE']._serialized_end=1961
-  _globals['_POOLINGSERVICE']._serialized_start=2124
-  _globals['_POOLINGSERVICE']._serialized_end=2478
+  _globals['_POOLINGOPTIONS']._serialized_end=718
+  _globals['_EMBEDREQUEST']._serialized_start=721
+  _globals['_EMBEDREQUEST']._serialized_end=919
+  _globals['_TENSOR']._serialized_start=921
+  _globals['_TENSOR']._serialized_end=960
+  _globals['_EMBEDDING']._serialized_start=962
+  _globals['_EMBEDDING']._serialized_end=1038
+  _globals['_EMBEDRESPONSE']._serialized_start=1041
+  _globals['_EMBEDRESPONSE']._serialized_end=1183
+  _globals['_CLASSIFYREQUEST']._serialized_start=1186
+  _globals['_CLASSIFYREQUEST']._serialized_end=1327
+  _globals['_CLASSIFICATION']._serialized_start=1329
+  _globals['_CLASSIFICATION']._serialized_end=1411
+  _globals['_CLASSIFYRESPONSE']._serialized_start=1414
+  _globals['_CLASSIFYRESPONSE']._serialized_end=1564
+  _globals['_POOLREQUEST']._serialized_start=1567
+  _globals['_POOLREQUEST']._serialized_end=1794
+  _globals['_POOLOUTPUT']._serialized_start=1796
+  _globals['_POOLOUTPUT']._serialized_end=1868
+  _globals['_POOLRESPONSE']._serialized_start=1871
+  _globals['_POOLRESPONSE']._serialized_end=2013
+  _globals['_POOLINGSERVICE']._serialized_start=2176
+  _globals['_POOLINGSERVICE']._serialized_end=2530
 # @@protoc_insertion_point(module_scope)

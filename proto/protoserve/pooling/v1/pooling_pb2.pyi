@@ -43,18 +43,20 @@ class Conversation(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[_chat_pb2.ChatMessage, _Mapping]]] = ..., template: _Optional[_Union[_chat_pb2.ChatTemplateOptions, _Mapping]] = ...) -> None: ...
 
 class PoolingOptions(_message.Message):
-    __slots__ = ("prompt_options", "use_activation", "priority", "request_id", "cache_salt")
+    __slots__ = ("prompt_options", "use_activation", "priority", "request_id", "cache_salt", "max_input_tokens")
     PROMPT_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     USE_ACTIVATION_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CACHE_SALT_FIELD_NUMBER: _ClassVar[int]
+    MAX_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     prompt_options: _params_pb2.PromptOptions
     use_activation: bool
     priority: int
     request_id: str
     cache_salt: str
-    def __init__(self, prompt_options: _Optional[_Union[_params_pb2.PromptOptions, _Mapping]] = ..., use_activation: _Optional[bool] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., cache_salt: _Optional[str] = ...) -> None: ...
+    max_input_tokens: int
+    def __init__(self, prompt_options: _Optional[_Union[_params_pb2.PromptOptions, _Mapping]] = ..., use_activation: _Optional[bool] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., cache_salt: _Optional[str] = ..., max_input_tokens: _Optional[int] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
     __slots__ = ("model", "inputs", "options", "dimensions", "input_type")
