@@ -13,6 +13,8 @@ from benchmarks.stats import distribution, median, ratio, spread
 
 DECODE_TARGET = 1.25  # engine decode step <= 1.25 x the linear layers alone
 PREFIX_TARGET = 5.0  # TTFT of the first request >= 5 x that of the second (cached prefix)
+BATCHED_TARGET = 1.5  # engine output tok/s >= 1.5 x transformers' best batched path
+SEQUENTIAL_TARGET = 8.0  # ... and >= 8 x one-at-a-time generate
 
 
 def plot_throughput(results: dict, path: Path) -> None:
@@ -61,10 +63,35 @@ def throughput_results(bench) -> dict:
         "kv_cache": bench.kv,
         "peak_rss_mib": bench.rss,
         "targets": {
+            **throughput_targets(systems),
             "decode_step_over_linear": _target(decode["ratio"], "<=", DECODE_TARGET),
             "prefix_ttft_speedup": _target(prefix["ratio"], ">=", PREFIX_TARGET),
         },
     }
+
+
+def best_batched(systems: dict) -> str | None:
+    """transformers' fastest batched path: a static batch size or continuous batching."""
+    batched = [n for n in systems if n.startswith(("hf_static_b", "hf_continuous_batching"))]
+    return max(batched, key=lambda n: systems[n]["output_tok_s"]["median"], default=None)
+
+
+def throughput_targets(systems: dict) -> dict:
+    """engine / baseline output tok/s (medians) against the targets, for the baselines run."""
+    if "engine" not in systems:
+        return {}
+    ours = systems["engine"]["output_tok_s"]["median"]
+    targets = {}
+    if (best := best_batched(systems)) is not None:
+        value = ratio(ours, systems[best]["output_tok_s"]["median"])
+        targets["engine_over_best_batched"] = {
+            **_target(value, ">=", BATCHED_TARGET),
+            "baseline": best,
+        }
+    if "hf_sequential" in systems:
+        value = ratio(ours, systems["hf_sequential"]["output_tok_s"]["median"])
+        targets["engine_over_sequential"] = _target(value, ">=", SEQUENTIAL_TARGET)
+    return targets
 
 
 def best_static(systems: dict) -> str | None:
@@ -128,6 +155,10 @@ def _target(value: float, op: str, bound: float) -> dict:
     return {"value": value, "target": f"{op} {bound}", "met": bool(met)}
 
 
+def _met(target: dict) -> str:
+    return "met" if target["met"] else "NOT met"
+
+
 def _jsonable_args(args) -> dict:
     return {k: v for k, v in vars(args).items() if not callable(v)}
 
@@ -163,6 +194,11 @@ def throughput_text(results: dict) -> str:
         lines.append(f"best static batch: {results['best_static_batch']}")
     d, p, kv = results["decode_step"], results["prefix_cache"], results["kv_cache"]
     t = results["targets"]
+    for name in ("engine_over_best_batched", "engine_over_sequential"):
+        if name in t:
+            baseline = t[name].get("baseline", "hf_sequential")
+            lines.append(f"{name} ({baseline}): {t[name]['value']:.2f}x "
+                         f"(target {t[name]['target']}: {_met(t[name])})")  # fmt: skip
     lines += [
         f"decode step @ batch {results['config']['decode_batch']}: engine "
         f"{_fmt(d['engine_step_s'], 1e3, 2)} ms, linear layers alone "

@@ -66,6 +66,7 @@ class _ServeBench:
         self.request_sets = [sample_requests(self.spec.for_run(r), ids) for r in range(args.runs)]
         self.runs: dict[str, list[dict]] = {}
         self.offline: list = []
+        self.server_state: dict[str, dict] = {}  # per launched server: peak RSS, KV at the end
         self.machine = machine.machine_info()
         self.bar = tqdm(total=0, unit="req", desc="bench serve")
 
@@ -106,6 +107,10 @@ class _ServeBench:
                           f"127.0.0.1:{grpc}", name) as server:  # fmt: skip
             for backend in self.args.backends:
                 self._measure(f"protoserve_{backend}", server, backend)
+            self.server_state["protoserve"] = {
+                "peak_rss_mib": servers.peak_rss_mib(server.process.pid),
+                "engine_after_runs": servers.engine_state(server.grpc_target, name),
+            }
         for mode in self.args.transformers:
             port = servers.free_port()
             command = servers.transformers_command(
@@ -119,6 +124,8 @@ class _ServeBench:
             with self._server(f"transformers_{mode}", command, f"http://127.0.0.1:{port}",
                               None, str(self.model_dir)) as server:  # fmt: skip
                 self._measure(f"transformers_serve_{mode}", server, "transformers")
+                rss = servers.peak_rss_mib(server.process.pid)
+                self.server_state[f"transformers_{mode}"] = {"peak_rss_mib": rss}
 
     def measure_remote(self) -> None:
         model = self.args.served_model_name or ""

@@ -90,6 +90,7 @@ def results(bench) -> dict:
         "ratios": _ratios(systems),
         "targets": _targets(systems),
         "peak_rss_mib_client": machine.peak_rss_mib(),
+        "servers": bench.server_state,
     }
 
 
@@ -154,6 +155,13 @@ def text(results: dict) -> str:
     for name, t in results["targets"].items():
         verdict = "met" if t["met"] else "NOT met"
         lines.append(f"target {name}: {t['value']:.2f} ({t['target']}: {verdict})")
+    for name, state in results.get("servers", {}).items():
+        rss = ", ".join(f"{proc} {mib:.0f}" for proc, mib in state["peak_rss_mib"].items())
+        lines.append(f"{name} server peak RSS (MiB): {rss or 'n/a'}")
+        if engine := state.get("engine_after_runs"):
+            lines.append(f"{name} after the runs: {engine['kv_blocks_free']}/"
+                         f"{engine['kv_blocks_total']} KV blocks free, "
+                         f"{engine['num_running']} running")  # fmt: skip
     return "\n".join(lines)
 
 

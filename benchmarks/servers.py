@@ -107,6 +107,45 @@ def _wait_ready(server: Server, timeout: float) -> None:
     raise TimeoutError(f"{server.name} not ready after {timeout:.0f}s:\n{server.log_tail()}")
 
 
+def peak_rss_mib(pid: int) -> dict[str, float]:
+    """Peak RSS (VmHWM, MiB) of a server process and of each child (protoserve serve runs
+    the bridge as a child), read from /proc while they run; empty where /proc is absent."""
+    peaks = {}
+    for proc in [pid, *_children(pid)]:
+        with contextlib.suppress(OSError, ValueError):
+            status = Path(f"/proc/{proc}/status").read_text().splitlines()
+            name = next(line.split()[1] for line in status if line.startswith("Name:"))
+            hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+            peaks[f"{proc}:{name}"] = round(hwm / 1024, 1)
+    return peaks
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            children += [int(c) for c in task.read_text().split()]
+    return children
+
+
+def engine_state(grpc_target: str, model: str) -> dict:
+    """The served model's KV cache and queues after a run (ModelsService.GetModel)."""
+    import grpc
+
+    from protoserve.models.v1 import models_pb2, models_pb2_grpc
+
+    with grpc.insecure_channel(grpc_target) as channel:
+        stub = models_pb2_grpc.ModelsServiceStub(channel)
+        stats = stub.GetModel(models_pb2.GetModelRequest(name=model), timeout=30).stats
+    return {
+        "num_running": stats.num_running,
+        "num_waiting": stats.num_waiting,
+        "kv_blocks_total": stats.kv_blocks_total,
+        "kv_blocks_free": stats.kv_blocks_free,
+        "all_free": stats.kv_blocks_free == stats.kv_blocks_total and stats.num_running == 0,
+    }
+
+
 def stop(process: subprocess.Popen, timeout: float = 30) -> int | None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
