@@ -86,9 +86,10 @@ def response_json(response: pb.Response) -> dict[str, Any]:
         "truncation": "auto" if request.truncation == pb.TRUNCATION_AUTO else "disabled",
         "background": request.background,
         "store": request.store if request.HasField("store") else True,
-        "usage": _usage(response.usage) if response.HasField("usage") else None,
     }
-    if request.user:  # a string when present (deprecated, never null)
+    if response.HasField("usage"):  # an object when present, never null (in progress: absent)
+        body["usage"] = _usage(response.usage)
+    if request.user:  # likewise a string when present
         body["user"] = request.user
     return body
 

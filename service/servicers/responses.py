@@ -127,7 +127,11 @@ class ResponsesServicer(responses_pb2_grpc.ResponsesServiceServicer):
     def _stored(self, response_id: str) -> StoredResponse:
         entry = self._store.get(response_id)
         if entry is None:
-            raise NotFound(f"Response with id '{response_id}' not found.", "response_id")
+            raise NotFound(
+                f"No stored response has response_id '{response_id}' (responses made with "
+                "store=false are not kept).",
+                "response_id",
+            )
         return entry
 
     def _save(self, turn: _Turn, response: pb.Response) -> None:
