@@ -153,3 +153,18 @@ async def test_a_refused_stream_starts_no_events() -> None:
         async for _ in _servicer(chat).CreateResponseStream(request, CONTEXT):
             pass
     assert error.value.field == "max_output_tokens" and not chat.requests
+
+
+def test_the_store_size_flag_reaches_the_service_config() -> None:
+    from service.cli import build_parser
+    from service.cli.flags import resolve
+    from service.cli.launch import service_config
+
+    def config(argv: list[str], env: dict[str, str]):
+        args = vars(build_parser().parse_args(["grpc", "m", *argv]))
+        args.pop("command")
+        return service_config(resolve("grpc", args, env=env))
+
+    assert config([], {}).max_stored_responses == 1024
+    assert config(["--max-stored-responses", "3"], {}).max_stored_responses == 3
+    assert config([], {"PROTOSERVE_MAX_STORED_RESPONSES": "0"}).max_stored_responses == 0
