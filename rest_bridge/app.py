@@ -22,6 +22,7 @@ from rest_bridge import (
     ops,
     pooling,
     realtime,
+    responses,
     scoring,
     tokenizer,
 )
@@ -40,6 +41,7 @@ ROUTERS = (
     scoring.router,
     audio.router,
     realtime.router,
+    responses.router,
 )
 
 

@@ -1,5 +1,6 @@
-"""Server-sent events framing for completions and chat: `data: <json>` frames, an error
-frame when a stream fails after it started, and `data: [DONE]` always last."""
+"""Server-sent events framing. Completions and chat: `data: <json>` frames, an error
+frame when a stream fails after it started, and `data: [DONE]` always last. Responses:
+`event: <type>` + `data: <json>` pairs, an `error` event on failure, no [DONE]."""
 
 from __future__ import annotations
 
@@ -24,3 +25,30 @@ async def event_stream(payloads: AsyncIterator[dict]) -> AsyncIterator[str]:
     except Exception as exc:  # noqa: BLE001 - the status line is already sent
         yield frame(as_api_error(exc).body())
     yield DONE
+
+
+def named_frame(payload: dict) -> str:
+    """A typed event (the Responses API): `event: <type>` then its data."""
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {payload['type']}\ndata: {data}\n\n"
+
+
+async def typed_event_stream(payloads: AsyncIterator[dict]) -> AsyncIterator[str]:
+    """Frame every typed event; on failure an `error` event numbered next. No [DONE]: the
+    last event (response.completed / .incomplete) ends the stream."""
+    sequence = 0
+    try:
+        async for payload in payloads:
+            sequence = payload["sequence_number"] + 1
+            yield named_frame(payload)
+    except Exception as exc:  # noqa: BLE001 - the status line is already sent
+        error = as_api_error(exc)
+        yield named_frame(
+            {
+                "type": "error",
+                "code": str(error.status),
+                "message": error.message,
+                "param": error.param,
+                "sequence_number": sequence,
+            }
+        )

@@ -87,3 +87,5 @@ class ServiceConfig:
     # Seconds in-flight RPCs get to finish on shutdown.
     shutdown_timeout: float = 10.0
     audio: AudioOptions = field(default_factory=AudioOptions)
+    # --max-stored-responses: the Responses store's LRU capacity (0: store nothing).
+    max_stored_responses: int = 1024

@@ -14,6 +14,7 @@ from protoserve.audio.v1 import audio_pb2, audio_pb2_grpc
 from protoserve.generate.v1 import generate_pb2, generate_pb2_grpc
 from protoserve.models.v1 import models_pb2, models_pb2_grpc
 from protoserve.pooling.v1 import pooling_pb2, pooling_pb2_grpc
+from protoserve.responses.v1 import responses_pb2, responses_pb2_grpc
 from protoserve.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from protoserve.tokenizer.v1 import tokenizer_pb2, tokenizer_pb2_grpc
 from service.config import ServiceConfig
@@ -21,11 +22,13 @@ from service.drain import Drain
 from service.inflight import InflightRequests
 from service.interceptors import ErrorInterceptor
 from service.registry import ModelRegistry
+from service.responses.store import ResponseStore
 from service.servicers import unimplemented
 from service.servicers.audio import AudioServicer
 from service.servicers.generate import GenerateServicer
 from service.servicers.models import ModelsServicer
 from service.servicers.pooling import PoolingServicer
+from service.servicers.responses import ResponsesServicer
 from service.servicers.scoring import ScoringServicer
 from service.servicers.tokenizer import TokenizerServicer
 
@@ -38,6 +41,7 @@ SERVED = [
     pooling_pb2.DESCRIPTOR.services_by_name["PoolingService"].full_name,
     scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name,
     audio_pb2.DESCRIPTOR.services_by_name["AudioService"].full_name,
+    responses_pb2.DESCRIPTOR.services_by_name["ResponsesService"].full_name,
 ]
 ALL_SERVICES = SERVED + list(unimplemented.NOT_YET_SERVED)
 
@@ -74,9 +78,8 @@ class Service:
         """Listen at once (health NOT_SERVING); call load_models() next."""
         registry, inflight, drainer = ModelRegistry(), InflightRequests(), Drain()
         server = grpc.aio.server(interceptors=[drainer, ErrorInterceptor()], options=SERVER_OPTIONS)
-        generate_pb2_grpc.add_GenerateServiceServicer_to_server(
-            GenerateServicer(registry, inflight), server
-        )
+        generate = GenerateServicer(registry, inflight)
+        generate_pb2_grpc.add_GenerateServiceServicer_to_server(generate, server)
         tokenizer_pb2_grpc.add_TokenizerServiceServicer_to_server(
             TokenizerServicer(registry), server
         )
@@ -85,6 +88,10 @@ class Service:
         scoring_pb2_grpc.add_ScoringServiceServicer_to_server(ScoringServicer(registry), server)
         audio_pb2_grpc.add_AudioServiceServicer_to_server(
             AudioServicer(registry, config.audio), server
+        )
+        responses_pb2_grpc.add_ResponsesServiceServicer_to_server(
+            ResponsesServicer(registry, generate, ResponseStore(config.max_stored_responses)),
+            server,
         )
         server.add_generic_rpc_handlers(unimplemented.generic_handlers())
         health_servicer = health.aio.HealthServicer()

@@ -219,6 +219,13 @@ FLAGS: tuple[Flag, ...] = (
         3600.0,
     ),
     Flag(
+        "max-stored-responses",
+        "Responses kept for GET /v1/responses/{id} and previous_response_id (an LRU; 0: none).",
+        SERVICE_COMMANDS,
+        int,
+        1024,
+    ),
+    Flag(
         "shutdown-timeout",
         "Seconds in-flight requests get to finish after SIGTERM (the drain).",
         ALL,

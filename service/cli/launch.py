@@ -54,6 +54,7 @@ def service_config(values: dict[str, Any], uds_path: str | None = None):
         uds_path=uds_path,
         trust_request_chat_template=values["trust_request_chat_template"],
         shutdown_timeout=values["shutdown_timeout"],
+        max_stored_responses=values["max_stored_responses"],
         audio=AudioOptions(
             max_file_mb=values["max_audio_clip_filesize_mb"],
             max_stream_seconds=values["max_stream_duration"],

@@ -152,3 +152,39 @@ def test_logprobs_shapes(servers) -> None:
     assert any(c["choices"] and c["choices"][0]["logprobs"] for c in chunks)
     for chunk in chunks:
         validate(chunk, "CreateChatCompletionStreamResponse")
+
+
+def _response_events(servers, body: dict) -> list[dict]:
+    """The typed events of a Responses stream (`event:` / `data:` pairs, no [DONE])."""
+    with httpx.stream("POST", f"{servers.http_url}/v1/responses", json=body, timeout=60) as reply:
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        data = [line for line in reply.iter_lines() if line.startswith("data: ")]
+    return [json.loads(line.removeprefix("data: ")) for line in data]
+
+
+@needs_spec
+def test_responses_shapes(servers) -> None:
+    """Unary, retrieved and streamed Responses, with logprobs and a json_schema format."""
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    body = {
+        "model": "demo",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "Hi"}]}],
+        "instructions": "Answer in JSON.",
+        "max_output_tokens": 40,
+        "temperature": 0,
+        "include": ["message.output_text.logprobs"],
+        "top_logprobs": 2,
+        "metadata": {"case": "shapes"},
+        "text": {"format": {"type": "json_schema", "name": "n", "schema": schema}},
+        "structured_outputs": {"disable_any_whitespace": True},
+    }
+    reply = httpx.post(f"{servers.http_url}/v1/responses", json=body, timeout=60).json()
+    assert reply["output"][0]["content"][0]["logprobs"], reply
+    validate(reply, "Response")
+    stored = httpx.get(f"{servers.http_url}/v1/responses/{reply['id']}", timeout=10).json()
+    assert stored == reply
+    events = _response_events(servers, {**body, "stream": True})
+    for event in events:
+        validate(event, "ResponseStreamEvent")
+    assert events[-1]["type"] in ("response.completed", "response.incomplete")
+    validate(events[-1]["response"], "Response")

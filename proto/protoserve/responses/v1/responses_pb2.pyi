@@ -49,18 +49,20 @@ RESPONSE_STATUS_CANCELLED: ResponseStatus
 RESPONSE_STATUS_FAILED: ResponseStatus
 
 class ContentItemPart(_message.Message):
-    __slots__ = ("input_text", "input_image", "output_text", "refusal", "logprobs")
+    __slots__ = ("input_text", "input_image", "output_text", "refusal", "reasoning_text", "logprobs")
     INPUT_TEXT_FIELD_NUMBER: _ClassVar[int]
     INPUT_IMAGE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_TEXT_FIELD_NUMBER: _ClassVar[int]
     REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    REASONING_TEXT_FIELD_NUMBER: _ClassVar[int]
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     input_text: str
     input_image: _chat_pb2.ImageUrl
     output_text: str
     refusal: str
+    reasoning_text: str
     logprobs: _containers.RepeatedCompositeFieldContainer[_output_pb2.PositionLogprobs]
-    def __init__(self, input_text: _Optional[str] = ..., input_image: _Optional[_Union[_chat_pb2.ImageUrl, _Mapping]] = ..., output_text: _Optional[str] = ..., refusal: _Optional[str] = ..., logprobs: _Optional[_Iterable[_Union[_output_pb2.PositionLogprobs, _Mapping]]] = ...) -> None: ...
+    def __init__(self, input_text: _Optional[str] = ..., input_image: _Optional[_Union[_chat_pb2.ImageUrl, _Mapping]] = ..., output_text: _Optional[str] = ..., refusal: _Optional[str] = ..., reasoning_text: _Optional[str] = ..., logprobs: _Optional[_Iterable[_Union[_output_pb2.PositionLogprobs, _Mapping]]] = ...) -> None: ...
 
 class MessageItem(_message.Message):
     __slots__ = ("role", "content")
@@ -222,7 +224,7 @@ class ResponseError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Response(_message.Message):
-    __slots__ = ("id", "created_at", "model", "status", "incomplete_reason", "output", "usage", "error", "request")
+    __slots__ = ("id", "created_at", "model", "status", "incomplete_reason", "output", "usage", "error", "request", "completed_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -232,6 +234,7 @@ class Response(_message.Message):
     USAGE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     created_at: int
     model: str
@@ -241,7 +244,8 @@ class Response(_message.Message):
     usage: _output_pb2.Usage
     error: ResponseError
     request: CreateResponseRequest
-    def __init__(self, id: _Optional[str] = ..., created_at: _Optional[int] = ..., model: _Optional[str] = ..., status: _Optional[_Union[ResponseStatus, str]] = ..., incomplete_reason: _Optional[str] = ..., output: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., usage: _Optional[_Union[_output_pb2.Usage, _Mapping]] = ..., error: _Optional[_Union[ResponseError, _Mapping]] = ..., request: _Optional[_Union[CreateResponseRequest, _Mapping]] = ...) -> None: ...
+    completed_at: int
+    def __init__(self, id: _Optional[str] = ..., created_at: _Optional[int] = ..., model: _Optional[str] = ..., status: _Optional[_Union[ResponseStatus, str]] = ..., incomplete_reason: _Optional[str] = ..., output: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., usage: _Optional[_Union[_output_pb2.Usage, _Mapping]] = ..., error: _Optional[_Union[ResponseError, _Mapping]] = ..., request: _Optional[_Union[CreateResponseRequest, _Mapping]] = ..., completed_at: _Optional[int] = ...) -> None: ...
 
 class GetResponseRequest(_message.Message):
     __slots__ = ("response_id",)
@@ -276,12 +280,14 @@ class TextDelta(_message.Message):
     def __init__(self, ref: _Optional[_Union[ItemRef, _Mapping]] = ..., delta: _Optional[str] = ..., logprobs: _Optional[_Iterable[_Union[_output_pb2.PositionLogprobs, _Mapping]]] = ...) -> None: ...
 
 class TextDone(_message.Message):
-    __slots__ = ("ref", "text")
+    __slots__ = ("ref", "text", "name")
     REF_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
     ref: ItemRef
     text: str
-    def __init__(self, ref: _Optional[_Union[ItemRef, _Mapping]] = ..., text: _Optional[str] = ...) -> None: ...
+    name: str
+    def __init__(self, ref: _Optional[_Union[ItemRef, _Mapping]] = ..., text: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class ItemEvent(_message.Message):
     __slots__ = ("output_index", "item")
