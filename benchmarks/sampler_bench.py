@@ -2,6 +2,7 @@
 measured through LLMEngine on a benchmark model (default "small": 100M params, 32k vocab).
 
   python -m benchmarks.sampler_bench [--model small] [--batch 32] [--runs 3] [--threads 1]
+                                     [--out results.json]
 
 1. Sampler share: `batch` requests decoding together with repetition/presence/frequency
    penalties, top_p, top_k and logprobs (5 + 2 requested ids) on every request; per run,
@@ -11,7 +12,10 @@ measured through LLMEngine on a benchmark model (default "small": 100M params, 3
    two alternating, prefix caching off; output tokens per second, constrained /
    unconstrained.
 
-Every figure is the median of `runs` runs. Results go to stdout as JSON too."""
+Every figure is the median of `runs` runs. Targets (issue 4, at batch 32): sampler share
+with the features <= 15 % of the step; JSON schema throughput >= 70 % of unconstrained.
+Each is printed as met / NOT met and recorded under `targets` ({value, target, met}).
+Results go to stdout as JSON too, and to `--out` when given."""
 
 from __future__ import annotations
 
@@ -51,6 +55,8 @@ SCHEMA = {
     },
     "required": ["name", "age", "email", "role", "tags", "address", "active"],
 }
+SAMPLER_SHARE_TARGET = 0.15  # sampler time / step time, features on, batch 32
+JSON_THROUGHPUT_TARGET = 0.70  # JSON schema tok/s / unconstrained tok/s
 FEATURES = SamplingParams(
     temperature=0.8, top_p=0.9, top_k=50, repetition_penalty=1.1, presence_penalty=0.3,
     frequency_penalty=0.2, logprobs=5, logprob_token_ids=(10, 20), ignore_eos=True,
@@ -128,14 +134,16 @@ def throughput(engine: LLMEngine, batch: int, params: SamplingParams, run: int) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="small")
+    parser.add_argument("--model-root", default=None, help="where benchmark models are built")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=12, help="decode steps timed per run")
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=None, help="also write the results JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    engine = make_engine(resolve_model(args.model), args.batch)
+    engine = make_engine(resolve_model(args.model, args.model_root), args.batch)
     results: dict = {"model": args.model, "batch": args.batch, "threads": args.threads}
     for name, params in (
         ("features", FEATURES),
@@ -160,8 +168,32 @@ def main(argv: list[str] | None = None) -> int:
     results["json_schema_vs_unconstrained"] = (
         results["json_schema"]["tok_s"] / results["unconstrained"]["tok_s"]
     )
+    results["targets"] = targets(results)
+    for name, target in results["targets"].items():
+        verdict = "met" if target["met"] else "NOT met"
+        print(f"target {name}: {target['value']:.3f} {target['target']}: {verdict}", flush=True)
+    if args.batch != 32:
+        print(f"(the targets are set at batch 32; this run used batch {args.batch})")
     print(json.dumps(results, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def targets(results: dict) -> dict:
+    return {
+        "sampler_share_with_features": _target(
+            results["sampler_features"]["share"], "<=", SAMPLER_SHARE_TARGET
+        ),
+        "json_schema_vs_unconstrained": _target(
+            results["json_schema_vs_unconstrained"], ">=", JSON_THROUGHPUT_TARGET
+        ),
+    }
+
+
+def _target(value: float, op: str, bound: float) -> dict:
+    met = value <= bound if op == "<=" else value >= bound
+    return {"value": value, "target": f"{op} {bound}", "met": bool(met)}
 
 
 def _medians(runs: list[dict]) -> dict:

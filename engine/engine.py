@@ -90,10 +90,14 @@ class LLMEngine:
         ]
         updated = self.scheduler.update_from_output(batch, sampled.token_ids)
         for request, entry in zip(updated, entries, strict=True):
+            prompt_logprobs = self._first_prompt_logprobs(request)  # before a finish drops them
             decision = self.stop_checker.check(request) or self._grammar_stop(request)
             if decision is not None:
                 self._finish(request.request_id, decision.status, decision.stop_token_id)
-            outputs.append(self._output(request, request.output_token_ids[-1:], entry))
+            logprobs = [entry] if entry is not None else None
+            outputs.append(
+                _output(request, request.output_token_ids[-1:], logprobs, prompt_logprobs)
+            )
         return outputs + self.beams.update(sampled.beam_candidates)
 
     def _grammar_stop(self, request: Request) -> StopDecision | None:
@@ -113,17 +117,11 @@ class LLMEngine:
             )  # fmt: skip
             start += len(positions)
 
-    def _output(
-        self, request: Request, new_token_ids: list[int], entry: PositionLogprobs | None = None
-    ) -> RequestOutput:
-        prompt_logprobs = None
-        if request.sampling_params.prompt_logprobs is not None and new_token_ids:
-            if request.num_output_tokens == len(new_token_ids):  # the first output
-                prompt_logprobs = self.prompt_logprobs.pop(
-                    request.request_id, request.num_prompt_tokens
-                )
-        logprobs = [entry] if entry is not None else None
-        return _output(request, new_token_ids, logprobs, prompt_logprobs)
+    def _first_prompt_logprobs(self, request: Request) -> list[PositionLogprobs | None] | None:
+        """The prompt logprobs ride on a request's first output token."""
+        if request.sampling_params.prompt_logprobs is None or request.num_output_tokens != 1:
+            return None
+        return self.prompt_logprobs.pop(request.request_id, request.num_prompt_tokens)
 
     # -- requests ------------------------------------------------------------------------
     def validate_request(

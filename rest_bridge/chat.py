@@ -45,7 +45,6 @@ class ChatCompletionRequest(SamplingFields):
     chat_template_kwargs: dict[str, Any] | None = None
     reasoning_effort: str | None = None
     include_reasoning: bool = True
-    thinking_token_budget: Int32 | None = None
     return_prompt_text: bool | None = None
     user: str | None = None
 
@@ -106,7 +105,7 @@ async def create_chat_completion(request: Request):
     req.check_stream_options()
     if req.stream:
         req.check_streamable()
-    req.warn_removed_fields()
+    req.check_extra_fields()
     request_id = convert.request_id(request, req.request_id)
     message = _grpc_request(req, request_id)
     client: GrpcClient = request.app.state.grpc

@@ -77,6 +77,7 @@ def _grpc_request(req: CompletionRequest, prompt: str | list[int], request_id: s
         priority=req.priority,
         request_id=request_id,
         cache_salt=req.cache_salt or "",
+        thinking_token_budget=req.thinking_token_budget,
     )
     if isinstance(prompt, str):
         message.text = prompt
@@ -89,7 +90,7 @@ def _grpc_request(req: CompletionRequest, prompt: str | list[int], request_id: s
 async def create_completion(request: Request):
     req = await parse_json(request, CompletionRequest)
     _check(req)
-    req.warn_removed_fields()
+    req.check_extra_fields()
     base_id = convert.request_id(request, req.request_id)
     prompts = _prompts(req)
     ids = [base_id if len(prompts) == 1 else f"{base_id}-{i}" for i in range(len(prompts))]

@@ -11,7 +11,7 @@ import json
 from typing import Annotated, Any, Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from protoserve.common.v1 import params_pb2
 from rest_bridge.errors import bad_request
@@ -21,6 +21,9 @@ log = structlog.get_logger(__name__)
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
+# No "4", 2.0 or true: these fields are refused unless they are integers.
+StrictInt32 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
+UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 REMOVED_GUIDED_FIELDS = (
     "guided_json",
@@ -30,11 +33,19 @@ REMOVED_GUIDED_FIELDS = (
     "guided_decoding_backend",
     "guided_whitespace_pattern",
 )
+# Plugin arguments: this server has no plugins to hand them to, so they are refused.
+UNFORWARDED_FIELDS = ("vllm_xargs", "extra_args")
 
 
 class StreamOptions(BaseModel):
     include_usage: bool | None = False
     continuous_usage_stats: bool | None = False
+
+
+class RepetitionDetectionIn(BaseModel):
+    min_pattern_size: UInt32 = 0
+    max_pattern_size: UInt32 = 0
+    min_count: UInt32 = 0
 
 
 class SamplingFields(BaseModel):
@@ -48,11 +59,12 @@ class SamplingFields(BaseModel):
     top_k: Int32 | None = None
     min_p: float | None = None
     n: Int32 | None = 1
+    best_of: StrictInt32 | None = None
     seed: Int64 | None = None
     use_beam_search: bool = False
     length_penalty: float | None = None
-    presence_penalty: float | None = 0.0
-    frequency_penalty: float | None = 0.0
+    presence_penalty: float | None = None  # unset: the model default, else 0
+    frequency_penalty: float | None = None
     repetition_penalty: float | None = None
     logit_bias: dict[str, float] | None = None
     allowed_token_ids: list[TokenId] | None = None
@@ -62,8 +74,8 @@ class SamplingFields(BaseModel):
     include_stop_str_in_output: bool = False
     ignore_eos: bool = False
     min_tokens: Int32 = 0
-    skip_special_tokens: bool = True
-    spaces_between_special_tokens: bool = True
+    skip_special_tokens: bool | None = None  # unset: the model default, else true
+    spaces_between_special_tokens: bool | None = None
     truncate_prompt_tokens: Int32 | None = None
     truncation_side: Literal["left", "right"] | None = None
     prompt_logprobs: Int32 | None = None
@@ -79,6 +91,8 @@ class SamplingFields(BaseModel):
     response_format: dict[str, Any] | None = None
     structured_outputs: dict[str, Any] | None = None
     stream_interval: Int32 | None = None
+    repetition_detection: RepetitionDetectionIn | None = None
+    thinking_token_budget: StrictInt32 | None = None
 
     def check_stream_options(self) -> None:
         if self.stream_options is not None and not self.stream:
@@ -92,15 +106,19 @@ class SamplingFields(BaseModel):
             raise bad_request(
                 "`prompt_logprobs` is not supported with streaming.", "prompt_logprobs"
             )
-        best_of = (self.model_extra or {}).get("best_of")
-        if isinstance(best_of, int) and best_of > (self.n or 1) and not self.use_beam_search:
+        if self.best_of is not None and self.best_of > (self.n or 1) and not self.use_beam_search:
             raise bad_request("best_of must equal n when streaming.", "best_of")
 
-    def warn_removed_fields(self) -> None:
+    def check_extra_fields(self) -> None:
+        """Fields outside the model: the removed guided_* are ignored with a warning (as
+        vLLM), the plugin arguments refused (nothing here could use them)."""
         extra = self.model_extra or {}
         for name in REMOVED_GUIDED_FIELDS:
             if name in extra:
                 log.warning("removed field ignored; use structured_outputs", field=name)
+        for name in UNFORWARDED_FIELDS:
+            if extra.get(name):
+                raise bad_request(f"`{name}` is not supported: this server has no plugins.", name)
 
     @property
     def include_usage(self) -> bool:
@@ -117,7 +135,7 @@ def sampling_params(req: SamplingFields) -> params_pb2.SamplingParams:
         n=req.n,
         use_beam_search=req.use_beam_search,
         length_penalty=req.length_penalty,
-        best_of=(req.model_extra or {}).get("best_of"),
+        best_of=req.best_of,
     )
 
 
@@ -125,8 +143,8 @@ def penalty_params(req: SamplingFields) -> params_pb2.PenaltyParams:
     if req.allowed_token_ids is not None and not req.allowed_token_ids:
         raise bad_request("allowed_token_ids must not be empty.", "allowed_token_ids")
     return params_pb2.PenaltyParams(
-        presence_penalty=req.presence_penalty or 0.0,
-        frequency_penalty=req.frequency_penalty or 0.0,
+        presence_penalty=req.presence_penalty,
+        frequency_penalty=req.frequency_penalty,
         repetition_penalty=req.repetition_penalty,
         logit_bias=_logit_bias(req.logit_bias),
         allowed_token_ids=req.allowed_token_ids,
@@ -160,6 +178,11 @@ def stopping_params(req: SamplingFields, max_tokens: int | None) -> params_pb2.S
         stop_token_ids=req.stop_token_ids,
         ignore_eos=req.ignore_eos,
         include_stop_str_in_output=req.include_stop_str_in_output,
+        repetition_detection=(
+            params_pb2.RepetitionDetection(**req.repetition_detection.model_dump())
+            if req.repetition_detection is not None
+            else None
+        ),  # the service refuses it for now, naming the field
     )
 
 
@@ -195,7 +218,7 @@ def prompt_options(req: SamplingFields, add_special_tokens: bool) -> params_pb2.
 
 def structured_output(req: SamplingFields) -> params_pb2.StructuredOutput | None:
     """response_format and structured_outputs as one constraint (response_format
-    overrides the matching key). The old guided_* fields are ignored (warn_removed_fields)."""
+    overrides the matching key). The old guided_* fields are ignored (check_extra_fields)."""
     if req.structured_outputs is None and req.response_format is None:
         return None
     spec = dict(req.structured_outputs or {})

@@ -4,8 +4,8 @@ its last byte arrives).
 
 spaces_between_special_tokens=False, as vLLM's fast detokenizer does it: an added token
 that follows another is emitted as its raw content, without the space some decoders
-(Metaspace) put before it. Byte-level decoders never add one, so there it changes
-nothing."""
+(WordPiece, which joins tokens with spaces) put before it. Byte-level and Metaspace
+decoders never add one, so there it changes nothing."""
 
 from __future__ import annotations
 

@@ -78,6 +78,8 @@ class GenerationJob:
     priority: int = 0
     # Isolates this request's prefix-cache entries.
     cache_salt: str | None = None
+    # echo with max_tokens 0: the engine's one token is dropped, each choice ends LENGTH.
+    echo_only: bool = False
     usage: Usage = field(init=False)
     # With prompt_logprobs: set from the first engine output, before the first delta.
     prompt_logprobs: list[output_pb2.PositionLogprobs] | None = field(init=False, default=None)
@@ -95,6 +97,8 @@ class GenerationJob:
             source = self._best_of()
         else:
             source = merge([self._choice(i) for i in range(settings.n)])
+        if self.echo_only:
+            source = _prompt_only(source)
         finishes: dict[int, str] = {}
         try:
             async for delta in source:
@@ -223,6 +227,15 @@ class GenerationJob:
         stop_id = beam.stop_token_id if beam.stop_token_id not in self.model.eos_token_ids else None
         finish = Finish(_ENGINE_FINISH[beam.finish_reason], stop_token_id=stop_id)
         return ChoiceDelta(index, text + stops.flush(), beam.token_ids, finish, logprobs)
+
+
+async def _prompt_only(deltas: AsyncIterator[ChoiceDelta]) -> AsyncIterator[ChoiceDelta]:
+    """Only each choice's end, without its generated token: finish reason LENGTH (the
+    budget was 0), or ABORT."""
+    async for delta in deltas:
+        if delta.finish is not None:
+            kind = FinishKind.ABORT if delta.finish.kind is FinishKind.ABORT else FinishKind.LENGTH
+            yield ChoiceDelta(delta.index, "", [], Finish(kind))
 
 
 def _next_delta(

@@ -24,6 +24,7 @@ MAX_CACHE_SALT_CHARS = 128
 CACHE_SALT_FORBIDDEN = ("@", "/", "\\", "\x00")
 MIN_TEMPERATURE = 0.01  # 0 < t < this is raised to it (vLLM)
 NO_SEED = -1  # seed -1: no per-request generator (vLLM)
+UNLIMITED_THINKING = -1  # thinking_token_budget -1: no cap (what the server does anyway)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def build_params(request, model: ServedModel, *, max_tokens: int) -> RequestPara
     sampling, penalties = request.sampling, request.penalties
     stopping, output = request.stopping, request.output
     reject_unsupported(sampling, penalties, stopping, output)
+    _check_thinking_budget(request)
     defaults = model.defaults
     temperature = _temperature(_get(sampling, "temperature", defaults.temperature, 1.0))
     n = sampling.n if sampling.HasField("n") else 1
@@ -80,8 +82,8 @@ def build_params(request, model: ServedModel, *, max_tokens: int) -> RequestPara
         min_tokens=stopping.min_tokens,
         stop_token_ids=tuple(stopping.stop_token_ids),
         ignore_eos=stopping.ignore_eos,
-        presence_penalty=penalties.presence_penalty or defaults.presence_penalty or 0.0,
-        frequency_penalty=penalties.frequency_penalty or defaults.frequency_penalty or 0.0,
+        presence_penalty=_get(penalties, "presence_penalty", defaults.presence_penalty, 0.0),
+        frequency_penalty=_get(penalties, "frequency_penalty", defaults.frequency_penalty, 0.0),
         repetition_penalty=_get(penalties, "repetition_penalty", defaults.repetition_penalty, 1.0),
         logit_bias=tuple(sorted(penalties.logit_bias.items())),
         allowed_token_ids=tuple(penalties.allowed_token_ids) or None,
@@ -216,6 +218,20 @@ def reject_unsupported(
     for name, present in unsupported.items():
         if present:
             raise InvalidArgument(f"`{name}` is not supported by this server yet.", field=name)
+
+
+def _check_thinking_budget(request) -> None:
+    """A reasoning budget needs the model's reasoning end token, which comes with the
+    reasoning parsers: until then any cap is refused (never silently ignored)."""
+    if (
+        request.HasField("thinking_token_budget")
+        and request.thinking_token_budget != UNLIMITED_THINKING
+    ):
+        raise InvalidArgument(
+            "`thinking_token_budget` is not supported by this server yet (it needs a "
+            "reasoning parser); only -1 (unlimited) is accepted.",
+            field="thinking_token_budget",
+        )
 
 
 def check_cache_salt(salt: str) -> str | None:

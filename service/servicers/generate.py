@@ -102,7 +102,12 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
             prompt = prompts.encode_text(
                 request.text, model.tokenizer, request.prompt_options, default_special=True
             )
-        return self._job(request, context, model, prompt, COMPLETION_DEFAULT_MAX_TOKENS)
+        echo_only = _echo_without_generation(request)
+        if echo_only:  # as vLLM: one token is generated (prompt logprobs ride on it), dropped
+            request = _with_max_tokens(request, 1)
+        job = self._job(request, context, model, prompt, COMPLETION_DEFAULT_MAX_TOKENS)
+        job.echo_only = echo_only
+        return job
 
     # ----- chat --------------------------------------------------------------------
     async def Chat(
@@ -243,6 +248,19 @@ def _echo_text(job: GenerationJob, echo: bool) -> str | None:
     if job.prompt.text is not None:
         return job.prompt.text
     return job.model.tokenizer.decode(job.prompt.token_ids)
+
+
+def _echo_without_generation(request: pb.GenerateRequest) -> bool:
+    """echo with max_tokens 0: the response is the prompt alone (OpenAI, vLLM)."""
+    stopping = request.stopping
+    return request.output.echo and stopping.HasField("max_tokens") and stopping.max_tokens == 0
+
+
+def _with_max_tokens(request: pb.GenerateRequest, max_tokens: int) -> pb.GenerateRequest:
+    copy = pb.GenerateRequest()
+    copy.CopyFrom(request)
+    copy.stopping.max_tokens = max_tokens
+    return copy
 
 
 def _response_role(request: pb.ChatRequest) -> str:

@@ -6,14 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from benchmarks.models import MODELS, count_parameters, ensure_model
-
-
-@pytest.fixture(scope="module")
-def model_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("bench-models")
 
 
 def test_tiny_model_is_built_once_and_covers_its_vocabulary(model_root: Path):

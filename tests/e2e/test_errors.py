@@ -7,6 +7,7 @@ import grpc
 import httpx
 import openai
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 
 from protoserve.common.v1 import params_pb2
 from protoserve.generate.v1 import generate_pb2, generate_pb2_grpc
@@ -150,6 +151,41 @@ def test_unknown_model_is_404(servers, openai_client) -> None:
             {"prompt": "x", "stream_options": {"include_usage": True}},
             "stream_options",
         ),
+        # Refused, never silently dropped (no reasoning parser, no repetition detector, no
+        # plugins); a non-integer best_of is a type error, not a 500.
+        ("/v1/completions", {"prompt": "x", "thinking_token_budget": 8}, "thinking_token_budget"),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "x"}], "thinking_token_budget": 8},
+            "thinking_token_budget",
+        ),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "x"}], "thinking_token_budget": 1.5},
+            "body.thinking_token_budget",
+        ),
+        (
+            "/v1/completions",
+            {"prompt": "x", "repetition_detection": {"max_pattern_size": 4, "min_count": 2}},
+            "repetition_detection",
+        ),
+        (
+            "/v1/chat/completions",
+            {
+                "messages": [{"role": "user", "content": "x"}],
+                "repetition_detection": {"max_pattern_size": 4, "min_count": 2},
+            },
+            "repetition_detection",
+        ),
+        ("/v1/completions", {"prompt": "x", "vllm_xargs": {"k": 1}}, "vllm_xargs"),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "x"}], "extra_args": {"k": "v"}},
+            "extra_args",
+        ),
+        ("/v1/completions", {"prompt": "x", "n": 2, "best_of": "4"}, "body.best_of"),
+        ("/v1/completions", {"prompt": "x", "best_of": 2.5}, "body.best_of"),
+        ("/v1/completions", {"prompt": "x", "best_of": True}, "body.best_of"),
     ],
 )
 def test_invalid_values_are_400_naming_the_field(servers, path, body, param) -> None:
@@ -225,7 +261,53 @@ def test_grpc_errors_name_the_field(grpc_channel, servers) -> None:
             stub.Generate(request, timeout=30)
         assert error.value.code() == code
         assert needle in error.value.details()
+    for fields, name in GRPC_INVALID:
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Generate(generate_pb2.GenerateRequest(text="x", **fields), timeout=30)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert _violated_field(error.value) == name  # google.rpc.BadRequest
+        assert name.rsplit(".", 1)[-1] in error.value.details()
+    chat = generate_pb2.ChatRequest(
+        messages=[{"role": "user", "content": "x"}], thinking_token_budget=8
+    )
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Chat(chat, timeout=30)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "thinking_token_budget" in error.value.details()
     still_serving(servers)
+
+
+def _violated_field(error: grpc.RpcError) -> str | None:
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            for detail in status_pb2.Status.FromString(value).details:
+                bad_request = error_details_pb2.BadRequest()
+                if detail.Unpack(bad_request) and bad_request.field_violations:
+                    return bad_request.field_violations[0].field
+    return None
+
+
+GRPC_INVALID = [
+    ({"sampling": params_pb2.SamplingParams(top_p=0)}, "top_p"),
+    ({"sampling": params_pb2.SamplingParams(top_p=1.5)}, "top_p"),
+    ({"sampling": params_pb2.SamplingParams(n=0)}, "n"),
+    ({"sampling": params_pb2.SamplingParams(n=3, best_of=2, temperature=1)}, "best_of"),
+    ({"output": params_pb2.OutputOptions(logprobs=21)}, "logprobs"),
+    ({"penalties": params_pb2.PenaltyParams(logit_bias={99999: 1.0})}, "logit_bias"),
+    (
+        {"structured_output": params_pb2.StructuredOutput(json_schema='{"type": "object"')},
+        "structured_outputs.json",
+    ),
+    (
+        {"structured_output": params_pb2.StructuredOutput(json_schema='{"type": "nonsense"}')},
+        "structured_outputs.json",
+    ),
+    ({"thinking_token_budget": 8}, "thinking_token_budget"),
+    (
+        {"stopping": params_pb2.StoppingParams(repetition_detection={"min_count": 2})},
+        "repetition_detection",
+    ),
+]
 
 
 def test_unknown_route_is_openai_error_json(servers) -> None:

@@ -77,3 +77,16 @@ def test_prompt_logprobs_over_chunks_and_prefix_cache_hits(llama) -> None:
         assert abs(entry.chosen.logprob - row[prompt[position]].item()) < 1e-4
         assert [t.token_id for t in entry.top] == row.topk(3).indices.tolist()
     engine.check_integrity()
+
+
+def test_prompt_logprobs_of_a_request_finishing_on_its_first_token(llama) -> None:
+    """max_tokens 1 (what echo with max_tokens 0 runs), or EOS at once: the finish must
+    not drop the prompt logprobs the first output carries."""
+    engine = make_engine(llama)
+    prompt = prompts(1, seed=5)[0]
+    engine.add_request(
+        "one", prompt, SamplingParams(temperature=0, max_tokens=1, prompt_logprobs=1)
+    )
+    [output] = run_all(engine)["one"]
+    assert output.finished and len(output.prompt_logprobs) == len(prompt)
+    engine.check_integrity()

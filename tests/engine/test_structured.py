@@ -4,6 +4,7 @@ a grammar that completes finishing its request."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -11,12 +12,14 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
+from engine import CacheConfig, EngineConfig, LLMEngine, ModelConfig, SchedulerConfig
 from engine.errors import InvalidParameter
 from engine.sampler import Sampler
 from engine.sampling_params import SamplingParams
 from engine.scheduler import ScheduledSequence
 from engine.structured import StructuredOutputSpec, TokenizerInfo
 from engine.structured.compiler import GrammarCompiler
+from tests.structural_tag import TAG, tagged_regions
 
 VOCAB = 1024
 EOS = 2
@@ -96,3 +99,33 @@ def test_bitmask_constrains_only_its_rows_until_the_grammar_completes(info, toke
     assert sampler.grammar_finished("c") and re.fullmatch(r"[0-9]{3}-(ab|cd)", text), text
     sampler.remove_request("c")
     assert not sampler.structured.has("c")
+
+
+def test_structural_tag_generation_constrains_each_tagged_region(
+    demo_model_dir: Path, tokenizer: Tokenizer
+) -> None:
+    """The demo model writes free text; every "The" it writes opens a region that must
+    be `The answer=<JSON of the schema></f>`."""
+    engine = LLMEngine(
+        EngineConfig(
+            model=ModelConfig(str(demo_model_dir), max_model_len=256),
+            cache=CacheConfig(block_size=16),
+            scheduler=SchedulerConfig(max_num_seqs=8, max_num_batched_tokens=1024),
+            device="cpu",
+        )
+    )
+    tokenizer_json = (demo_model_dir / "tokenizer.json").read_text()
+    engine.set_tokenizer_info(
+        TokenizerInfo(tokenizer_json, engine.vocab_size, engine.eos_token_ids)
+    )
+    spec = StructuredOutputSpec("structural_tag", json.dumps(TAG))
+    for i in range(6):
+        params = SamplingParams(temperature=1.0, seed=i, max_tokens=150, structured_output=spec)
+        engine.add_request(f"r{i}", tokenizer.encode(f"Story {i}:").ids, params)
+    generated: dict[str, list[int]] = {}
+    while engine.has_unfinished_requests():
+        for output in engine.step():
+            generated.setdefault(output.request_id, []).extend(output.new_token_ids)
+    regions = [tagged_regions(tokenizer.decode(ids)) for ids in generated.values()]
+    assert sum(regions) >= 2, regions  # the regions were reached (and all valid)
+    engine.check_no_leaks()

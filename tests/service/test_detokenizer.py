@@ -1,8 +1,14 @@
 from __future__ import annotations
 
-import torch
-from transformers import AutoModelForCausalLM
+from pathlib import Path
 
+import pytest
+import torch
+from tokenizers import Tokenizer as BackendTokenizer
+from tokenizers import decoders, models, pre_tokenizers, trainers
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+from service.demo_model import CORPUS
 from service.detokenizer import IncrementalDetokenizer
 from service.tokenizer import Tokenizer
 
@@ -35,3 +41,38 @@ def test_special_tokens_kept_and_their_spacing(demo_model_dir) -> None:
         text = "".join(detokenizer.add([t]) for t in ids)
         # A byte-level decoder puts no space before added tokens either way.
         assert text == "hello<|im_end|><|im_start|> world"
+
+
+@pytest.fixture(scope="module")
+def wordpiece_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BERT-style tokenizer (WordPiece decoder: tokens joined with spaces) with two
+    added special tokens."""
+    backend = BackendTokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    backend.decoder = decoders.WordPiece()
+    specials = ["[UNK]", "[SEP]", "<a>", "<b>"]
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=300, special_tokens=specials, show_progress=False
+    )
+    backend.train([str(CORPUS)], trainer)
+    out = tmp_path_factory.mktemp("wordpiece")
+    PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="[UNK]", eos_token="[SEP]",
+        additional_special_tokens=["<a>", "<b>"],
+    ).save_pretrained(out)  # fmt: skip
+    return out
+
+
+def test_spaces_between_special_tokens_off_joins_adjacent_added_tokens(wordpiece_dir) -> None:
+    tokenizer = Tokenizer(str(wordpiece_dir))
+    a, b = (tokenizer.encode(t, add_special_tokens=False)[0] for t in ("<a>", "<b>"))
+    ids = tokenizer.encode("hello", add_special_tokens=False) + [a, b, a]
+    ids += tokenizer.encode("world", add_special_tokens=False)
+
+    def streamed(spaces: bool) -> str:
+        detokenizer = IncrementalDetokenizer(tokenizer, [], False, spaces)
+        return "".join(detokenizer.add([t]) for t in ids)
+
+    assert streamed(True) == tokenizer.decode(ids) == "hello <a> <b> <a> world"
+    # vLLM: an added token right after another comes without the decoder's space.
+    assert streamed(False) == "hello <a><b><a> world"

@@ -145,3 +145,35 @@ def test_bad_words_best_of_beam_and_structured_specs(tokenizer) -> None:
 def test_seed_minus_one_means_none(tokenizer) -> None:
     request = pb.GenerateRequest(text="x", sampling=params_pb2.SamplingParams(seed=-1))
     assert build_params(request, _model(tokenizer), max_tokens=8).sampling.seed is None
+
+
+def test_explicit_zero_penalties_override_non_zero_defaults(tokenizer) -> None:
+    defaults = SamplingDefaults(presence_penalty=1.5, frequency_penalty=0.5)
+    plain = build_params(pb.GenerateRequest(text="x"), _model(tokenizer, defaults), max_tokens=8)
+    assert (plain.sampling.presence_penalty, plain.sampling.frequency_penalty) == (1.5, 0.5)
+    zero = pb.GenerateRequest(
+        text="x", penalties=params_pb2.PenaltyParams(presence_penalty=0, frequency_penalty=0)
+    )
+    own = build_params(zero, _model(tokenizer, defaults), max_tokens=8)
+    assert (own.sampling.presence_penalty, own.sampling.frequency_penalty) == (0.0, 0.0)
+
+
+def test_skip_special_tokens_default_applies_only_when_unset(tokenizer) -> None:
+    model = _model(tokenizer, SamplingDefaults(skip_special_tokens=False))
+    plain = build_params(pb.GenerateRequest(text="x"), model, max_tokens=8)
+    assert not plain.output.skip_special_tokens
+    request = pb.GenerateRequest(
+        text="x", output=params_pb2.OutputOptions(skip_special_tokens=True)
+    )
+    assert build_params(request, model, max_tokens=8).output.skip_special_tokens
+
+
+@pytest.mark.parametrize("request_type", [pb.GenerateRequest, pb.ChatRequest])
+def test_thinking_token_budget_is_refused_not_ignored(tokenizer, request_type) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        build_params(request_type(thinking_token_budget=64), _model(tokenizer), max_tokens=8)
+    assert error.value.field == "thinking_token_budget"
+    unlimited = build_params(
+        request_type(thinking_token_budget=-1), _model(tokenizer), max_tokens=8
+    )
+    assert unlimited.sampling.max_tokens == 8  # -1 is what the server does anyway

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protoserve/common/v1/params.proto\x12\x14protoserve.common.v1\"\xb1\x02\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x12\n\x05min_p\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x04\x88\x01\x01\x12\x0e\n\x01n\x18\x06 \x01(\x05H\x05\x88\x01\x01\x12\x14\n\x07\x62\x65st_of\x18\x07 \x01(\x05H\x06\x88\x01\x01\x12\x17\n\x0fuse_beam_search\x18\x08 \x01(\x08\x12\x1b\n\x0elength_penalty\x18\t \x01(\x01H\x07\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x08\n\x06_min_pB\x07\n\x05_seedB\x04\n\x02_nB\n\n\x08_best_ofB\x11\n\x0f_length_penalty\"\xa4\x02\n\rPenaltyParams\x12\x18\n\x10presence_penalty\x18\x01 \x01(\x01\x12\x19\n\x11\x66requency_penalty\x18\x02 \x01(\x01\x12\x1f\n\x12repetition_penalty\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x46\n\nlogit_bias\x18\x04 \x03(\x0b\x32\x32.protoserve.common.v1.PenaltyParams.LogitBiasEntry\x12\x19\n\x11\x61llowed_token_ids\x18\x05 \x03(\r\x12\x11\n\tbad_words\x18\x06 \x03(\t\x1a\x30\n\x0eLogitBiasEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x15\n\x13_repetition_penalty\"\\\n\x13RepetitionDetection\x12\x18\n\x10min_pattern_size\x18\x01 \x01(\r\x12\x18\n\x10max_pattern_size\x18\x02 \x01(\r\x12\x11\n\tmin_count\x18\x03 \x01(\r\"\xf3\x01\n\x0eStoppingParams\x12\x17\n\nmax_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\nmin_tokens\x18\x02 \x01(\x05\x12\x0c\n\x04stop\x18\x03 \x03(\t\x12\x16\n\x0estop_token_ids\x18\x04 \x03(\r\x12\"\n\x1ainclude_stop_str_in_output\x18\x05 \x01(\x08\x12\x12\n\nignore_eos\x18\x06 \x01(\x08\x12G\n\x14repetition_detection\x18\x07 \x01(\x0b\x32).protoserve.common.v1.RepetitionDetectionB\r\n\x0b_max_tokens\"\xc6\x01\n\rPromptOptions\x12\x1f\n\x12\x61\x64\x64_special_tokens\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12#\n\x16truncate_prompt_tokens\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12=\n\x0ftruncation_side\x18\x03 \x01(\x0e\x32$.protoserve.common.v1.TruncationSideB\x15\n\x13_add_special_tokensB\x19\n\x17_truncate_prompt_tokens\"\xc9\x03\n\rOutputOptions\x12\x15\n\x08logprobs\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0fprompt_logprobs\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x19\n\x11logprob_token_ids\x18\x03 \x03(\r\x12 \n\x13skip_special_tokens\x18\x04 \x01(\x08H\x02\x88\x01\x01\x12*\n\x1dspaces_between_special_tokens\x18\x05 \x01(\x08H\x03\x88\x01\x01\x12\"\n\x1areturn_tokens_as_token_ids\x18\x06 \x01(\x08\x12\x0c\n\x04\x65\x63ho\x18\x07 \x01(\x08\x12\x1f\n\x17return_prompt_token_ids\x18\x08 \x01(\x08\x12\x1a\n\x12return_prompt_text\x18\t \x01(\x08\x12\x1e\n\x16\x63ontinuous_usage_stats\x18\n \x01(\x08\x12\x1c\n\x0fstream_interval\x18\x0b \x01(\x05H\x04\x88\x01\x01\x42\x0b\n\t_logprobsB\x12\n\x10_prompt_logprobsB\x16\n\x14_skip_special_tokensB \n\x1e_spaces_between_special_tokensB\x12\n\x10_stream_interval\"\xa3\x02\n\x10StructuredOutput\x12\x32\n\x06\x63hoice\x18\x01 \x01(\x0b\x32 .protoserve.common.v1.ChoiceListH\x00\x12\x0f\n\x05regex\x18\x02 \x01(\tH\x00\x12\x15\n\x0bjson_schema\x18\x03 \x01(\tH\x00\x12\x11\n\x07grammar\x18\x04 \x01(\tH\x00\x12\x15\n\x0bjson_object\x18\x05 \x01(\x08H\x00\x12\x18\n\x0estructural_tag\x18\x06 \x01(\tH\x00\x12\x1e\n\x16\x64isable_any_whitespace\x18\n \x01(\x08\x12%\n\x1d\x64isable_additional_properties\x18\x0b \x01(\x08\x12\x1a\n\x12whitespace_pattern\x18\x0c \x01(\tB\x0c\n\nconstraint\"\x1d\n\nChoiceList\x12\x0f\n\x07\x63hoices\x18\x01 \x03(\t*f\n\x0eTruncationSide\x12\x1f\n\x1bTRUNCATION_SIDE_UNSPECIFIED\x10\x00\x12\x18\n\x14TRUNCATION_SIDE_LEFT\x10\x01\x12\x19\n\x15TRUNCATION_SIDE_RIGHT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!protoserve/common/v1/params.proto\x12\x14protoserve.common.v1\"\xb1\x02\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_k\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x12\n\x05min_p\x18\x04 \x01(\x01H\x03\x88\x01\x01\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x04\x88\x01\x01\x12\x0e\n\x01n\x18\x06 \x01(\x05H\x05\x88\x01\x01\x12\x14\n\x07\x62\x65st_of\x18\x07 \x01(\x05H\x06\x88\x01\x01\x12\x17\n\x0fuse_beam_search\x18\x08 \x01(\x08\x12\x1b\n\x0elength_penalty\x18\t \x01(\x01H\x07\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x08\n\x06_top_kB\x08\n\x06_min_pB\x07\n\x05_seedB\x04\n\x02_nB\n\n\x08_best_ofB\x11\n\x0f_length_penalty\"\xd9\x02\n\rPenaltyParams\x12\x1d\n\x10presence_penalty\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x1f\n\x12repetition_penalty\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x46\n\nlogit_bias\x18\x04 \x03(\x0b\x32\x32.protoserve.common.v1.PenaltyParams.LogitBiasEntry\x12\x19\n\x11\x61llowed_token_ids\x18\x05 \x03(\r\x12\x11\n\tbad_words\x18\x06 \x03(\t\x1a\x30\n\x0eLogitBiasEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x15\n\x13_repetition_penalty\"\\\n\x13RepetitionDetection\x12\x18\n\x10min_pattern_size\x18\x01 \x01(\r\x12\x18\n\x10max_pattern_size\x18\x02 \x01(\r\x12\x11\n\tmin_count\x18\x03 \x01(\r\"\xf3\x01\n\x0eStoppingParams\x12\x17\n\nmax_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\nmin_tokens\x18\x02 \x01(\x05\x12\x0c\n\x04stop\x18\x03 \x03(\t\x12\x16\n\x0estop_token_ids\x18\x04 \x03(\r\x12\"\n\x1ainclude_stop_str_in_output\x18\x05 \x01(\x08\x12\x12\n\nignore_eos\x18\x06 \x01(\x08\x12G\n\x14repetition_detection\x18\x07 \x01(\x0b\x32).protoserve.common.v1.RepetitionDetectionB\r\n\x0b_max_tokens\"\xc6\x01\n\rPromptOptions\x12\x1f\n\x12\x61\x64\x64_special_tokens\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12#\n\x16truncate_prompt_tokens\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12=\n\x0ftruncation_side\x18\x03 \x01(\x0e\x32$.protoserve.common.v1.TruncationSideB\x15\n\x13_add_special_tokensB\x19\n\x17_truncate_prompt_tokens\"\xc9\x03\n\rOutputOptions\x12\x15\n\x08logprobs\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0fprompt_logprobs\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x19\n\x11logprob_token_ids\x18\x03 \x03(\r\x12 \n\x13skip_special_tokens\x18\x04 \x01(\x08H\x02\x88\x01\x01\x12*\n\x1dspaces_between_special_tokens\x18\x05 \x01(\x08H\x03\x88\x01\x01\x12\"\n\x1areturn_tokens_as_token_ids\x18\x06 \x01(\x08\x12\x0c\n\x04\x65\x63ho\x18\x07 \x01(\x08\x12\x1f\n\x17return_prompt_token_ids\x18\x08 \x01(\x08\x12\x1a\n\x12return_prompt_text\x18\t \x01(\x08\x12\x1e\n\x16\x63ontinuous_usage_stats\x18\n \x01(\x08\x12\x1c\n\x0fstream_interval\x18\x0b \x01(\x05H\x04\x88\x01\x01\x42\x0b\n\t_logprobsB\x12\n\x10_prompt_logprobsB\x16\n\x14_skip_special_tokensB \n\x1e_spaces_between_special_tokensB\x12\n\x10_stream_interval\"\xa3\x02\n\x10StructuredOutput\x12\x32\n\x06\x63hoice\x18\x01 \x01(\x0b\x32 .protoserve.common.v1.ChoiceListH\x00\x12\x0f\n\x05regex\x18\x02 \x01(\tH\x00\x12\x15\n\x0bjson_schema\x18\x03 \x01(\tH\x00\x12\x11\n\x07grammar\x18\x04 \x01(\tH\x00\x12\x15\n\x0bjson_object\x18\x05 \x01(\x08H\x00\x12\x18\n\x0estructural_tag\x18\x06 \x01(\tH\x00\x12\x1e\n\x16\x64isable_any_whitespace\x18\n \x01(\x08\x12%\n\x1d\x64isable_additional_properties\x18\x0b \x01(\x08\x12\x1a\n\x12whitespace_pattern\x18\x0c \x01(\tB\x0c\n\nconstraint\"\x1d\n\nChoiceList\x12\x0f\n\x07\x63hoices\x18\x01 \x03(\t*f\n\x0eTruncationSide\x12\x1f\n\x1bTRUNCATION_SIDE_UNSPECIFIED\x10\x00\x12\x18\n\x14TRUNCATION_SIDE_LEFT\x10\x01\x12\x19\n\x15TRUNCATION_SIDE_RIGHT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,24 +33,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PENALTYPARAMS_LOGITBIASENTRY']._loaded_options = None
   _globals['_PENALTYPARAMS_LOGITBIASENTRY']._serialized_options = b'8\001'
-  _globals['_TRUNCATIONSIDE']._serialized_start=1988
-  _globals['_TRUNCATIONSIDE']._serialized_end=2090
+  _globals['_TRUNCATIONSIDE']._serialized_start=2041
+  _globals['_TRUNCATIONSIDE']._serialized_end=2143
   _globals['_SAMPLINGPARAMS']._serialized_start=60
   _globals['_SAMPLINGPARAMS']._serialized_end=365
   _globals['_PENALTYPARAMS']._serialized_start=368
-  _globals['_PENALTYPARAMS']._serialized_end=660
-  _globals['_PENALTYPARAMS_LOGITBIASENTRY']._serialized_start=589
-  _globals['_PENALTYPARAMS_LOGITBIASENTRY']._serialized_end=637
-  _globals['_REPETITIONDETECTION']._serialized_start=662
-  _globals['_REPETITIONDETECTION']._serialized_end=754
-  _globals['_STOPPINGPARAMS']._serialized_start=757
-  _globals['_STOPPINGPARAMS']._serialized_end=1000
-  _globals['_PROMPTOPTIONS']._serialized_start=1003
-  _globals['_PROMPTOPTIONS']._serialized_end=1201
-  _globals['_OUTPUTOPTIONS']._serialized_start=1204
-  _globals['_OUTPUTOPTIONS']._serialized_end=1661
-  _globals['_STRUCTUREDOUTPUT']._serialized_start=1664
-  _globals['_STRUCTUREDOUTPUT']._serialized_end=1955
-  _globals['_CHOICELIST']._serialized_start=1957
-  _globals['_CHOICELIST']._serialized_end=1986
+  _globals['_PENALTYPARAMS']._serialized_end=713
+  _globals['_PENALTYPARAMS_LOGITBIASENTRY']._serialized_start=599
+  _globals['_PENALTYPARAMS_LOGITBIASENTRY']._serialized_end=647
+  _globals['_REPETITIONDETECTION']._serialized_start=715
+  _globals['_REPETITIONDETECTION']._serialized_end=807
+  _globals['_STOPPINGPARAMS']._serialized_start=810
+  _globals['_STOPPINGPARAMS']._serialized_end=1053
+  _globals['_PROMPTOPTIONS']._serialized_start=1056
+  _globals['_PROMPTOPTIONS']._serialized_end=1254
+  _globals['_OUTPUTOPTIONS']._serialized_start=1257
+  _globals['_OUTPUTOPTIONS']._serialized_end=1714
+  _globals['_STRUCTUREDOUTPUT']._serialized_start=1717
+  _globals['_STRUCTUREDOUTPUT']._serialized_end=2008
+  _globals['_CHOICELIST']._serialized_start=2010
+  _globals['_CHOICELIST']._serialized_end=2039
 # @@protoc_insertion_point(module_scope)

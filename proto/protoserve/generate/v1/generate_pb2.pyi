@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "text", "token_ids", "sampling", "penalties", "stopping", "output", "prompt_options", "structured_output", "suffix", "priority", "request_id", "cache_salt")
+    __slots__ = ("model", "text", "token_ids", "sampling", "penalties", "stopping", "output", "prompt_options", "structured_output", "suffix", "priority", "request_id", "cache_salt", "thinking_token_budget")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class GenerateRequest(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     CACHE_SALT_FIELD_NUMBER: _ClassVar[int]
+    THINKING_TOKEN_BUDGET_FIELD_NUMBER: _ClassVar[int]
     model: str
     text: str
     token_ids: _output_pb2.TokenIds
@@ -38,7 +39,8 @@ class GenerateRequest(_message.Message):
     priority: int
     request_id: str
     cache_salt: str
-    def __init__(self, model: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Union[_output_pb2.TokenIds, _Mapping]] = ..., sampling: _Optional[_Union[_params_pb2.SamplingParams, _Mapping]] = ..., penalties: _Optional[_Union[_params_pb2.PenaltyParams, _Mapping]] = ..., stopping: _Optional[_Union[_params_pb2.StoppingParams, _Mapping]] = ..., output: _Optional[_Union[_params_pb2.OutputOptions, _Mapping]] = ..., prompt_options: _Optional[_Union[_params_pb2.PromptOptions, _Mapping]] = ..., structured_output: _Optional[_Union[_params_pb2.StructuredOutput, _Mapping]] = ..., suffix: _Optional[str] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., cache_salt: _Optional[str] = ...) -> None: ...
+    thinking_token_budget: int
+    def __init__(self, model: _Optional[str] = ..., text: _Optional[str] = ..., token_ids: _Optional[_Union[_output_pb2.TokenIds, _Mapping]] = ..., sampling: _Optional[_Union[_params_pb2.SamplingParams, _Mapping]] = ..., penalties: _Optional[_Union[_params_pb2.PenaltyParams, _Mapping]] = ..., stopping: _Optional[_Union[_params_pb2.StoppingParams, _Mapping]] = ..., output: _Optional[_Union[_params_pb2.OutputOptions, _Mapping]] = ..., prompt_options: _Optional[_Union[_params_pb2.PromptOptions, _Mapping]] = ..., structured_output: _Optional[_Union[_params_pb2.StructuredOutput, _Mapping]] = ..., suffix: _Optional[str] = ..., priority: _Optional[int] = ..., request_id: _Optional[str] = ..., cache_salt: _Optional[str] = ..., thinking_token_budget: _Optional[int] = ...) -> None: ...
 
 class CompletionChoice(_message.Message):
     __slots__ = ("index", "text", "token_ids", "finish", "logprobs")
