@@ -18,8 +18,13 @@ from dataclasses import dataclass, field
 from service.config import ChatOptions
 from service.reasoning import ReasoningParser, ReasoningStream, reasoning_parser_class
 from service.tool_choice import ToolPlan
-from service.tool_parsers import ToolCall, ToolCallDelta, ToolCallStream, load_plugin
-from service.tool_parsers import tool_parser_class
+from service.tool_parsers import (
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStream,
+    load_plugin,
+    tool_parser_class,
+)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ class FinishKind(enum.Enum):
     STOP = "stop"
     LENGTH = "length"
     ABORT = "abort"
+    TOOL_CALLS = "tool_calls"  # chat: a choice that stopped with tool calls
 
 
 _ENGINE_FINISH = {
@@ -62,6 +63,8 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int = 0
     cached_tokens: int = 0
+    # Chat with a reasoning parser: completion tokens spent thinking.
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -88,9 +88,7 @@ class ReasoningStream:
         self._buffer += text
         before_reasoning, before_content = len(self.reasoning), len(self.content)
         self._advance()
-        return ReasoningDelta(
-            self.reasoning[before_reasoning:], self.content[before_content:]
-        )
+        return ReasoningDelta(self.reasoning[before_reasoning:], self.content[before_content:])
 
     def finish(self) -> ReasoningDelta:
         before_reasoning, before_content = len(self.reasoning), len(self.content)
@@ -99,9 +97,7 @@ class ReasoningStream:
             self._enter(self._in_reasoning)
         self._emit(self._buffer)
         self._buffer = ""
-        return ReasoningDelta(
-            self.reasoning[before_reasoning:], self.content[before_content:]
-        )
+        return ReasoningDelta(self.reasoning[before_reasoning:], self.content[before_content:])
 
     def _advance(self) -> None:
         start, end = self.parser.start, self.parser.end

@@ -110,9 +110,7 @@ def plan_tools(
     return ToolPlan(mode, tuple(tools), function=function, parallel=parallel, constraint=spec)
 
 
-def _mode(
-    tools: list[chat_pb2.Tool], choice: chat_pb2.ToolChoice | None
-) -> tuple[ToolMode, str]:
+def _mode(tools: list[chat_pb2.Tool], choice: chat_pb2.ToolChoice | None) -> tuple[ToolMode, str]:
     if choice is None or choice.WhichOneof("choice") is None:
         return (ToolMode.AUTO if tools else ToolMode.NONE), ""
     if choice.WhichOneof("choice") == "function_name":
@@ -153,8 +151,7 @@ def _parameters(tool: chat_pb2.Tool, index: int) -> dict[str, Any] | None:
         ) from exc
     if not isinstance(schema, dict):
         raise InvalidArgument(
-            f"tools[{index}].function.parameters of `{tool.name}` must be a JSON Schema "
-            "object.",
+            f"tools[{index}].function.parameters of `{tool.name}` must be a JSON Schema object.",
             "tools",
         )
     try:

@@ -87,4 +87,3 @@ class MistralToolParser(ToolParser):
 
     def new_call_id(self) -> str:
         return "".join(random.choices(_ID_ALPHABET, k=9))
-

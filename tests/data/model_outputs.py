@@ -34,7 +34,15 @@ HERMES = [
         '</tool_call> \\\\ n", "opts": {"lang": "fr", "safe": true, "n": 3.5e0}}}\n'
         "</tool_call>",
         None,
-        [("search", {"q": 'café "best" </tool_call> \\ n', "opts": {"lang": "fr", "safe": True, "n": 3.5}})],
+        [
+            (
+                "search",
+                {
+                    "q": 'café "best" </tool_call> \\ n',
+                    "opts": {"lang": "fr", "safe": True, "n": 3.5},
+                },
+            )
+        ],
     ),
     # No arguments at all; arguments given as a JSON string.
     (
@@ -156,8 +164,13 @@ REASONING = [
         "\n\nDone.",
     ),
     # Cut off while thinking: all reasoning, no content.
-    ("deepseek_r1", "Let me think about <this> step by step", True,
-     "Let me think about <this> step by step", None),  # fmt: skip
+    (
+        "deepseek_r1",
+        "Let me think about <this> step by step",
+        True,
+        "Let me think about <this> step by step",
+        None,
+    ),  # fmt: skip
     # Qwen3 thinking.
     (
         "qwen3",

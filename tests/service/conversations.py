@@ -95,7 +95,10 @@ MISTRAL_TOOL_TURN = [
     {"role": "user", "content": "Thanks! And Milan?"},
 ]
 CONTENT_PARTS = [
-    {"role": "user", "content": [{"type": "text", "text": "Describe"}, {"type": "text", "text": "this."}]},
+    {
+        "role": "user",
+        "content": [{"type": "text", "text": "Describe"}, {"type": "text", "text": "this."}],
+    },
     {"role": "assistant", "content": [{"type": "text", "text": "A calm sea."}]},
     {"role": "user", "content": "Shorter, please."},
 ]
@@ -106,7 +109,9 @@ def as_proto(messages: list[dict[str, Any]]) -> list[chat_pb2.ChatMessage]:
     `reasoning`."""
     out = []
     for message in copy.deepcopy(messages):
-        proto = chat_pb2.ChatMessage(role=message["role"], tool_call_id=message.get("tool_call_id", ""))
+        proto = chat_pb2.ChatMessage(
+            role=message["role"], tool_call_id=message.get("tool_call_id", "")
+        )
         content = message.get("content")
         if isinstance(content, str):
             proto.content = content

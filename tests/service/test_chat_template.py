@@ -90,7 +90,9 @@ def test_real_templates_render_as_transformers(
     assert text == expected
 
 
-@pytest.mark.parametrize("name", ["qwen3.jinja", "llama3_1_tools.jinja", "qwen2_vl_content_parts.jinja"])
+@pytest.mark.parametrize(
+    "name", ["qwen3.jinja", "llama3_1_tools.jinja", "qwen2_vl_content_parts.jinja"]
+)
 def test_continue_final_message_as_transformers(hf, name) -> None:
     conversation = [*convo.SIMPLE[:3], {"role": "user", "content": "Go on"},
                     {"role": "assistant", "content": "Once upon a time "}]  # fmt: skip
@@ -117,17 +119,25 @@ def test_documents_reach_the_template_as_transformers(hf) -> None:
     options = chat_pb2.ChatTemplateOptions()
     for document in documents:
         options.documents.add(fields=document)
-    assert render_prompt(convo.as_proto(conversation), options, [], settings_for(hf, source)) == expected
+    assert (
+        render_prompt(convo.as_proto(conversation), options, [], settings_for(hf, source))
+        == expected
+    )
 
 
 def test_content_format_is_detected_and_logged() -> None:
     chat_template.content_format.cache_clear()
     with capture_logs() as logs:
-        assert chat_template.content_format(convo.template("qwen2_vl_content_parts.jinja")) == "openai"
+        assert (
+            chat_template.content_format(convo.template("qwen2_vl_content_parts.jinja")) == "openai"
+        )
         for name in ("qwen3.jinja", "llama3_1_tools.jinja", "mistral_v0_3_tools.jinja"):
             assert chat_template.content_format(convo.template(name)) == "string"
     assert [e["content_format"] for e in logs] == ["openai", "string", "string", "string"]
-    aliased = "{% set msgs = messages %}{% for m in msgs %}{% for p in m.content %}{{ p.text }}{% endfor %}{% endfor %}"
+    aliased = (
+        "{% set msgs = messages %}{% for m in msgs %}"
+        "{% for p in m.content %}{{ p.text }}{% endfor %}{% endfor %}"
+    )
     assert chat_template.content_format(aliased) == "openai"
 
 
@@ -151,7 +161,9 @@ def test_generation_tag_renders_its_body(hf) -> None:
 
 def test_default_kwargs_and_reasoning_effort_reach_the_template() -> None:
     source = "{{ flavour }} {{ enable_thinking }} {{ reasoning_effort }}"
-    settings = ChatRenderSettings(source, default_kwargs={"flavour": "plain", "enable_thinking": True})
+    settings = ChatRenderSettings(
+        source, default_kwargs={"flavour": "plain", "enable_thinking": True}
+    )
     options = chat_pb2.ChatTemplateOptions(reasoning_effort="none")
     assert render_prompt(messages(("user", "x")), options, [], settings) == "plain False none"
     options.chat_template_kwargs.update({"flavour": "spicy", "enable_thinking": True})
@@ -183,7 +195,9 @@ def test_template_errors_are_invalid_argument_with_the_templates_message() -> No
         render_prompt(messages(("user", "x")), chat_pb2.ChatTemplateOptions(), [], broken)
     mistral = ChatRenderSettings(convo.template("mistral_v0_3_tools.jinja"))
     with pytest.raises(InvalidArgument, match="roles must alternate") as error:
-        render_prompt(messages(("user", "x"), ("user", "y")), chat_pb2.ChatTemplateOptions(), [], mistral)
+        render_prompt(
+            messages(("user", "x"), ("user", "y")), chat_pb2.ChatTemplateOptions(), [], mistral
+        )
     assert error.value.field == "messages"
     with pytest.raises(InvalidArgument, match="Invalid chat template") as error:
         render_prompt(messages(("user", "x")), chat_pb2.ChatTemplateOptions(), [],

@@ -93,7 +93,9 @@ def test_reasoning_then_tool_call_streamed_and_whole(tokenizer) -> None:
     assert result.content is None and content == "" and whole.content is None
     assert names == ["get_weather"] and json.loads(arguments) == {"city": "Paris"}
     assert [c.arguments for c in result.tool_calls] == [c.arguments for c in whole.tool_calls]
-    thinking_tokens = len(token_pieces(tokenizer, "<think>\nI need the weather in Paris.\n</think>"))
+    thinking_tokens = len(
+        token_pieces(tokenizer, "<think>\nI need the weather in Paris.\n</think>")
+    )
     assert thinking_tokens <= result.reasoning_tokens <= thinking_tokens + 1
     assert result.reasoning_tokens < len(pieces)
 
@@ -105,7 +107,9 @@ def test_forced_choice_output_is_not_reasoning() -> None:
     named = plan(chat_pb2.ToolChoice(function_name="get_weather"))
     result = ChatOutputParser.create(named, deepseek, OPEN_PROMPT).parse('{"city": "Oslo"}', 5)
     assert result.reasoning is None and result.reasoning_tokens == 0
-    assert [(c.name, c.arguments) for c in result.tool_calls] == [("get_weather", '{"city": "Oslo"}')]
+    assert [(c.name, c.arguments) for c in result.tool_calls] == [
+        ("get_weather", '{"city": "Oslo"}')
+    ]
 
 
 def test_echo_prefix_is_content_never_parsed() -> None:
@@ -116,4 +120,8 @@ def test_echo_prefix_is_content_never_parsed() -> None:
     parser.feed(" a time", 2)
     parser.finish()
     result = parser.result()
-    assert (result.content, result.reasoning, result.reasoning_tokens) == ("Once  a time", "upon", 2)
+    assert (result.content, result.reasoning, result.reasoning_tokens) == (
+        "Once  a time",
+        "upon",
+        2,
+    )

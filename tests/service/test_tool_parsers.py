@@ -59,7 +59,9 @@ def stream_of(parser: ToolParser) -> ToolCallStream:
     return ToolCallStream(parser)
 
 
-def streamed(parser: ToolParser, pieces: list[str]) -> tuple[str | None, list[tuple[str, str, str]]]:
+def streamed(
+    parser: ToolParser, pieces: list[str]
+) -> tuple[str | None, list[tuple[str, str, str]]]:
     """Reassemble the deltas as a client does: content concatenated, calls by index
     (id and name from the first fragment, arguments appended)."""
     stream = stream_of(parser)
@@ -95,7 +97,9 @@ def test_recorded_outputs_parse_and_stream_alike(tokenizer, name, output, conten
 
 
 def test_streamed_call_starts_with_id_and_name_then_argument_pieces(tokenizer) -> None:
-    output = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "San Francisco"}}\n</tool_call>'
+    output = (
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "San Francisco"}}\n</tool_call>'
+    )
     stream = stream_of(tool_parser_class("hermes")())
     deltas = [d for p in token_pieces(tokenizer, output) for d in stream.feed(p).tool_calls]
     assert (deltas[0].id, deltas[0].name) == ("call-0", "get_weather")
@@ -123,7 +127,9 @@ def test_parallel_tool_calls_false_keeps_the_first_call() -> None:
 
 def test_cut_off_call_keeps_its_partial_arguments() -> None:
     """finish_reason length: the call is returned with what was generated."""
-    _, calls = unary(tool_parser_class("hermes")(), '<tool_call>\n{"name": "f", "arguments": {"a": [1, 2')
+    _, calls = unary(
+        tool_parser_class("hermes")(), '<tool_call>\n{"name": "f", "arguments": {"a": [1, 2'
+    )
     assert calls == [("call-0", "f", '{"a": [1, 2')]
 
 
@@ -138,7 +144,10 @@ def test_forced_outputs(size) -> None:
     required = '[{"name": "get_weather", "parameters": {"city": "Rome"}}, {"name": "ping"}]'
     pieces = [required[i : i + size] for i in range(0, len(required), size)]
     whole = unary(RequiredToolParser(), required)
-    assert whole == (None, [("call-0", "get_weather", '{"city": "Rome"}'), ("call-1", "ping", "{}")])
+    assert whole == (
+        None,
+        [("call-0", "get_weather", '{"city": "Rome"}'), ("call-1", "ping", "{}")],
+    )
     assert streamed(RequiredToolParser(), pieces) == whole
     named = ' {"city": "Rome"}'
     whole = unary(NamedToolParser("get_weather"), named)
