@@ -139,7 +139,9 @@ def speech_servers(
 
 
 @pytest.fixture(scope="session")
-def tool_servers(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+def tool_servers(
+    demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Servers]:
     """protoserve with tool calling and reasoning on (tests/e2e/tools_server.py)."""
     from tests.e2e.tools_server import serve_tools
 

@@ -131,10 +131,14 @@ def test_streamed_tool_calls_reassemble_into_the_unary_calls(client) -> None:
 
 
 def test_conversation_with_a_tool_result(client) -> None:
-    first = client.chat.completions.create(
-        messages=ASK, tools=TOOLS, tool_choice={"type": "function", "function": {"name": "get_weather"}},
-        seed=3, **COMMON,
-    ).choices[0].message  # fmt: skip
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    first = (
+        client.chat.completions.create(
+            messages=ASK, tools=TOOLS, tool_choice=named, seed=3, **COMMON
+        )
+        .choices[0]
+        .message
+    )
     call = first.tool_calls[0]
     history = [
         *ASK,
@@ -238,8 +242,10 @@ def grpc_request(**fields) -> pb.ChatRequest:
 
 @pytest.mark.parametrize(
     "choice",
-    [chat_pb2.ToolChoice(mode=chat_pb2.ToolChoice.MODE_REQUIRED),
-     chat_pb2.ToolChoice(function_name="get_time")],  # fmt: skip
+    [
+        chat_pb2.ToolChoice(mode=chat_pb2.ToolChoice.MODE_REQUIRED),
+        chat_pb2.ToolChoice(function_name="get_time"),
+    ],  # fmt: skip
     ids=["required", "named"],
 )
 def test_forced_tool_choice_through_grpc(stub, choice) -> None:
@@ -312,15 +318,20 @@ def test_bad_tool_requests_are_400_naming_the_field(tool_servers, extra, param, 
     assert reply.status_code == 400, reply.text
     error = reply.json()["error"]
     assert error["param"] == param and message in error["message"], error
-    assert post(tool_servers, {"model": "demo", "messages": ASK, "max_tokens": 2}).status_code == 200
+    assert (
+        post(tool_servers, {"model": "demo", "messages": ASK, "max_tokens": 2}).status_code == 200
+    )
 
 
 def test_bad_tool_requests_through_grpc(stub) -> None:
     bad = [
         grpc_request(tool_choice=chat_pb2.ToolChoice(function_name="nope")),
         grpc_request(tool_choice=chat_pb2.ToolChoice(mode=chat_pb2.ToolChoice.MODE_REQUIRED)),
-        grpc_request(template=chat_pb2.ChatTemplateOptions(
-            add_generation_prompt=True, continue_final_message=True)),  # fmt: skip
+        grpc_request(
+            template=chat_pb2.ChatTemplateOptions(
+                add_generation_prompt=True, continue_final_message=True
+            )
+        ),  # fmt: skip
     ]
     bad[1].tools[0].parameters_json = '{"type": 5}'
     for request, field in zip(bad, ["tool_choice", "tools", "continue_final_message"], strict=True):
