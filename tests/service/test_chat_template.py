@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from structlog.testing import capture_logs
 from transformers import AutoTokenizer
 
 from protoserve.common.v1 import chat_pb2
@@ -125,15 +124,21 @@ def test_documents_reach_the_template_as_transformers(hf) -> None:
     )
 
 
-def test_content_format_is_detected_and_logged() -> None:
+def test_content_format_is_detected_and_logged(monkeypatch) -> None:
+    logged: list[dict] = []
+
+    class Recorder:
+        def info(self, event: str, **fields) -> None:
+            logged.append({"event": event, **fields})
+
+    monkeypatch.setattr(chat_template, "log", Recorder())
     chat_template.content_format.cache_clear()
-    with capture_logs() as logs:
-        assert (
-            chat_template.content_format(convo.template("qwen2_vl_content_parts.jinja")) == "openai"
-        )
-        for name in ("qwen3.jinja", "llama3_1_tools.jinja", "mistral_v0_3_tools.jinja"):
-            assert chat_template.content_format(convo.template(name)) == "string"
-    assert [e["content_format"] for e in logs] == ["openai", "string", "string", "string"]
+    parts = convo.template("qwen2_vl_content_parts.jinja")
+    assert chat_template.content_format(parts) == "openai"
+    for name in ("qwen3.jinja", "llama3_1_tools.jinja", "mistral_v0_3_tools.jinja"):
+        assert chat_template.content_format(convo.template(name)) == "string"
+    assert chat_template.content_format(parts) == "openai"  # cached: logged once
+    assert [e["content_format"] for e in logged] == ["openai", "string", "string", "string"]
     aliased = (
         "{% set msgs = messages %}{% for m in msgs %}"
         "{% for p in m.content %}{{ p.text }}{% endfor %}{% endfor %}"
