@@ -122,7 +122,7 @@ async def create_chat_completion(request: Request):
 def _message_json(message: chat_pb2.ChatMessage) -> dict:
     out: dict[str, Any] = {
         "role": message.role,
-        "content": message.content,
+        "content": message.content if message.HasField("content") else None,
         "refusal": None,
         "audio": None,
     }
@@ -200,13 +200,37 @@ async def _stream_chunks(
             yield chunk([_choice_delta(delta.index, {"role": delta.role, "content": ""})])
         finished = delta.HasField("finish")
         logprobs = logprobs_json.chat_logprobs(delta.logprobs) if req.logprobs else None
-        if delta.content or finished or (logprobs and delta.logprobs):
-            content = {"content": delta.content} if delta.content else {}
+        pieces = _delta_pieces(delta)
+        if not pieces and (finished or (logprobs and delta.logprobs)):
+            pieces = [{}]
+        for position, piece in enumerate(pieces):
+            if position < len(pieces) - 1:
+                yield chunk([_choice_delta(delta.index, piece)])
+                continue
             finish = delta.finish if finished else None
-            out = chunk([_choice_delta(delta.index, content, finish, logprobs)])
+            out = chunk([_choice_delta(delta.index, piece, finish, logprobs)])
             if delta.HasField("usage"):
                 out["usage"] = convert.usage(delta.usage)
             yield out
+
+
+def _delta_pieces(delta: pb.ChatDelta) -> list[dict]:
+    """One chunk's delta per piece, in the order OpenAI streams them: reasoning, content,
+    then each tool call: its id, type and name first (arguments ""), its arguments next."""
+    pieces: list[dict] = []
+    if delta.reasoning:
+        pieces.append({"reasoning": delta.reasoning})
+    if delta.content:
+        pieces.append({"content": delta.content})
+    for call in delta.tool_calls:
+        if call.id:
+            function = {"name": call.name, "arguments": ""}
+            header = {"index": call.index, "id": call.id, "type": "function", "function": function}
+            pieces.append({"tool_calls": [header]})
+        if call.arguments:
+            fragment = {"index": call.index, "function": {"arguments": call.arguments}}
+            pieces.append({"tool_calls": [fragment]})
+    return pieces
 
 
 def _choice_delta(index: int, delta: dict, finish=None, logprobs: dict | None = None) -> dict:

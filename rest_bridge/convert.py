@@ -42,13 +42,17 @@ def stop_reason(info: output_pb2.FinishInfo) -> str | int | None:
 
 def usage(totals: output_pb2.Usage) -> dict:
     """OpenAI's usage object; prompt_tokens_details.cached_tokens counts prompt tokens
-    served from the prefix cache (OpenAI always sends it; vLLM only behind a flag)."""
-    return {
+    served from the prefix cache (OpenAI always sends it; vLLM only behind a flag);
+    completion_tokens_details.reasoning_tokens the tokens spent thinking, when any."""
+    out = {
         "prompt_tokens": totals.prompt_tokens,
         "completion_tokens": totals.completion_tokens,
         "total_tokens": totals.total_tokens,
         "prompt_tokens_details": {"cached_tokens": totals.cached_tokens},
     }
+    if totals.reasoning_tokens:  # chat with a reasoning parser
+        out["completion_tokens_details"] = {"reasoning_tokens": totals.reasoning_tokens}
+    return out
 
 
 def add_usage(total: output_pb2.Usage, more: output_pb2.Usage) -> None:
@@ -56,6 +60,7 @@ def add_usage(total: output_pb2.Usage, more: output_pb2.Usage) -> None:
     total.completion_tokens += more.completion_tokens
     total.total_tokens += more.total_tokens
     total.cached_tokens += more.cached_tokens
+    total.reasoning_tokens += more.reasoning_tokens
 
 
 def request_id(request: Request, body_request_id: str | None) -> str:

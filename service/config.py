@@ -53,6 +53,24 @@ class AudioOptions:
 
 
 @dataclass(frozen=True)
+class ChatOptions:
+    """How chat requests are rendered and their outputs read (flags mirror `vllm serve`)."""
+
+    # --chat-template-content-format: auto (detected from the template), string, openai.
+    content_format: str = "auto"
+    # --default-chat-template-kwargs (JSON object text); a request's kwargs win.
+    default_chat_template_kwargs: str | None = None
+    # --response-role: the role of replies when add_generation_prompt is true.
+    response_role: str = "assistant"
+    enable_auto_tool_choice: bool = False
+    tool_call_parser: str | None = None
+    # --tool-parser-plugin: a Python file registering more tool parsers.
+    tool_parser_plugin: str | None = None
+    reasoning_parser: str | None = None
+    exclude_tools_when_tool_choice_none: bool = False
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One served model."""
 
@@ -84,6 +102,7 @@ class ServiceConfig:
     # Extra listener on a unix socket (the bridge started by `serve` uses it).
     uds_path: str | None = None
     trust_request_chat_template: bool = False
+    chat: ChatOptions = field(default_factory=ChatOptions)
     # Seconds in-flight RPCs get to finish on shutdown.
     shutdown_timeout: float = 10.0
     audio: AudioOptions = field(default_factory=AudioOptions)

@@ -31,6 +31,7 @@ class FinishKind(enum.Enum):
     STOP = "stop"
     LENGTH = "length"
     ABORT = "abort"
+    TOOL_CALLS = "tool_calls"  # chat: a choice that stopped with tool calls
 
 
 _ENGINE_FINISH = {
@@ -62,6 +63,8 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int = 0
     cached_tokens: int = 0
+    # Chat with a reasoning parser: completion tokens spent thinking.
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -173,7 +176,7 @@ class GenerationJob:
         try:
             async for output in outputs:
                 self._note(output)
-                text = stops.feed(detokenizer.add(output.new_token_ids))
+                text = stops.feed(detokenizer.add(self._text_ids(output)))
                 logprobs = [renderer.position(e) for e in output.logprobs or ()]
                 delta = _next_delta(index, output, text, stops, self.model.eos_token_ids)
                 if delta is not None:
@@ -182,6 +185,17 @@ class GenerationJob:
                     return
         finally:
             await outputs.aclose()
+
+    def _text_ids(self, output: RequestOutput) -> list[int]:
+        """The tokens whose text the output carries: as vLLM, not the EOS / stop token
+        that ended it (it would show with skip_special_tokens=False), unless
+        include_stop_str_in_output."""
+        ids = output.new_token_ids
+        stopped = output.finished and output.stop_token_id is not None
+        if stopped and ids and ids[-1] == output.stop_token_id:
+            if not self.params.output.include_stop_str_in_output:
+                return ids[:-1]
+        return ids
 
     async def _best_of(self) -> AsyncIterator[ChoiceDelta]:
         """best_of candidates; the n with the highest cumulative logprob, renumbered."""

@@ -12,7 +12,8 @@ import structlog
 from engine import AsyncEngine, CacheConfig, EngineConfig, LLMEngine, ModelConfig, SchedulerConfig
 from engine.pooling import PoolerConfig, PoolingEngine, resolve_runner
 from service.chat import ChatRenderSettings
-from service.config import EngineOptions, ModelSpec
+from service.chat_output import check_chat_options
+from service.config import ChatOptions, EngineOptions, ModelSpec
 from service.generation_config import load_defaults
 from service.pooling import PoolingSupport
 from service.pooling_inputs import PoolingTokenizer
@@ -47,10 +48,15 @@ def engine_config(spec: ModelSpec, options: EngineOptions) -> EngineConfig:
 
 
 def load_model(
-    spec: ModelSpec, options: EngineOptions, trust_request_templates: bool
+    spec: ModelSpec,
+    options: EngineOptions,
+    trust_request_templates: bool,
+    chat: ChatOptions | None = None,
 ) -> ServedModel:
     """Blocking (seconds): call from a worker thread."""
     started = time.monotonic()
+    chat = chat or ChatOptions()
+    check_chat_options(chat)
     path = Path(spec.path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{spec.path}: not a model directory (no config.json)")
@@ -75,7 +81,8 @@ def load_model(
         dtype=core.dtype_name,
         engine=engine,
         tokenizer=tokenizer,
-        chat=ChatRenderSettings(template, trust_request_templates, tokenizer.special_tokens()),
+        chat=_render_settings(template, trust_request_templates, tokenizer, chat),
+        chat_options=chat,
         max_model_len=core.max_model_len,
         vocab_size=min(core.vocab_size, tokenizer.vocab_size),
         eos_token_ids=frozenset(core.eos_token_ids),
@@ -96,6 +103,18 @@ def load_model(
         chat_template=template is not None,
     )
     return model
+
+
+def _render_settings(
+    template: str | None, trust: bool, tokenizer: Tokenizer, chat: ChatOptions
+) -> ChatRenderSettings:
+    return ChatRenderSettings(
+        template,
+        trust,
+        tokenizer.special_tokens(),
+        content_format=chat.content_format,
+        default_kwargs=json.loads(chat.default_chat_template_kwargs or "{}"),
+    )
 
 
 def _speech_model(path: Path, max_model_len: int):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from engine import AsyncEngine
 from service.chat import ChatRenderSettings
+from service.config import ChatOptions
 from service.errors import Unavailable, Unimplemented, model_not_found
 from service.generation_config import SamplingDefaults
 from service.tokenizer import Tokenizer
@@ -53,6 +54,8 @@ class ServedModel:
     pooling: PoolingSupport | None = None
     # Set for speech-to-text models (Whisper): transcription, translation.
     speech: SpeechModel | None = None
+    # How chat outputs are read: tool-call and reasoning parsers, the response role.
+    chat_options: ChatOptions = ChatOptions()
 
     @property
     def name(self) -> str:

@@ -114,7 +114,11 @@ class Service:
 
         for spec in self.config.models:
             model = await asyncio.to_thread(
-                load_model, spec, self.config.engine, self.config.trust_request_chat_template
+                load_model,
+                spec,
+                self.config.engine,
+                self.config.trust_request_chat_template,
+                self.config.chat,
             )
             self.registry.add(model)
         self.registry.mark_ready()

@@ -101,6 +101,59 @@ FLAGS: tuple[Flag, ...] = (
         False,
     ),
     Flag(
+        "chat-template-content-format",
+        "Message content as templates see it: auto (detected from the template), string "
+        "(text parts joined) or openai (a list of typed parts).",
+        SERVICE_COMMANDS,
+        str,
+        "auto",
+        choices=("auto", "string", "openai"),
+    ),
+    Flag(
+        "default-chat-template-kwargs",
+        "JSON object of template variables, e.g. '{\"enable_thinking\": false}'; a "
+        "request's chat_template_kwargs win.",
+        SERVICE_COMMANDS,
+        parse_json_object,
+    ),
+    Flag(
+        "response-role",
+        "Role of replies when add_generation_prompt is true.",
+        SERVICE_COMMANDS,
+        str,
+        "assistant",
+    ),
+    Flag(
+        "enable-auto-tool-choice",
+        'Allow tool_choice "auto" (the model decides; needs --tool-call-parser).',
+        SERVICE_COMMANDS,
+        parse_bool,
+        False,
+    ),
+    Flag(
+        "tool-call-parser",
+        "How tool calls are read from the output: hermes, llama3_json, mistral, pythonic "
+        "(or a plugin's).",
+        SERVICE_COMMANDS,
+    ),
+    Flag(
+        "tool-parser-plugin",
+        "A Python file registering more tool parsers (@register_tool_parser).",
+        SERVICE_COMMANDS,
+    ),
+    Flag(
+        "reasoning-parser",
+        "Separate <think> reasoning from answers: deepseek_r1 or qwen3.",
+        SERVICE_COMMANDS,
+    ),
+    Flag(
+        "exclude-tools-when-tool-choice-none",
+        'Leave the tools out of the prompt when tool_choice is "none".',
+        SERVICE_COMMANDS,
+        parse_bool,
+        False,
+    ),
+    Flag(
         "max-model-len",
         "Context length (e.g. 2048, 4k); default from the model.",
         SERVICE_COMMANDS,

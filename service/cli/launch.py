@@ -53,6 +53,7 @@ def service_config(values: dict[str, Any], uds_path: str | None = None):
         grpc_port=values["grpc_port"],
         uds_path=uds_path,
         trust_request_chat_template=values["trust_request_chat_template"],
+        chat=chat_options(values),
         shutdown_timeout=values["shutdown_timeout"],
         max_stored_responses=values["max_stored_responses"],
         audio=AudioOptions(
@@ -60,6 +61,28 @@ def service_config(values: dict[str, Any], uds_path: str | None = None):
             max_stream_seconds=values["max_stream_duration"],
         ),
     )
+
+
+def chat_options(values: dict[str, Any]):
+    """The chat flags, checked now (an unknown parser stops the server at startup)."""
+    from service.chat_output import check_chat_options
+    from service.config import ChatOptions
+
+    options = ChatOptions(
+        content_format=values["chat_template_content_format"],
+        default_chat_template_kwargs=values["default_chat_template_kwargs"],
+        response_role=values["response_role"],
+        enable_auto_tool_choice=values["enable_auto_tool_choice"],
+        tool_call_parser=values["tool_call_parser"],
+        tool_parser_plugin=values["tool_parser_plugin"],
+        reasoning_parser=values["reasoning_parser"],
+        exclude_tools_when_tool_choice_none=values["exclude_tools_when_tool_choice_none"],
+    )
+    try:
+        check_chat_options(options)
+    except ValueError as exc:
+        raise SystemExit(f"protoserve: {exc}") from None
+    return options
 
 
 def model_spec(text: str):

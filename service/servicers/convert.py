@@ -10,6 +10,7 @@ _FINISH_REASON = {
     FinishKind.STOP: output_pb2.FINISH_REASON_STOP,
     FinishKind.LENGTH: output_pb2.FINISH_REASON_LENGTH,
     FinishKind.ABORT: output_pb2.FINISH_REASON_ABORT,
+    FinishKind.TOOL_CALLS: output_pb2.FINISH_REASON_TOOL_CALLS,
 }
 
 
@@ -28,6 +29,7 @@ def usage(value: Usage) -> output_pb2.Usage:
         completion_tokens=value.completion_tokens,
         total_tokens=value.total_tokens,
         cached_tokens=value.cached_tokens,
+        reasoning_tokens=value.reasoning_tokens,
     )
 
 

@@ -12,7 +12,8 @@ from protoserve.common.v1 import chat_pb2, output_pb2
 from protoserve.generate.v1 import generate_pb2 as pb
 from protoserve.generate.v1 import generate_pb2_grpc
 from service import prompts
-from service.chat import render_prompt
+from service.chat_output import ChatOutput
+from service.chat_pipeline import ChatChoiceDelta, ChatJob, prepare_chat
 from service.errors import InvalidArgument
 from service.generation import ChoiceDelta, Finish, GenerationJob
 from service.inflight import InflightRequests
@@ -20,9 +21,9 @@ from service.interceptors import request_id_of
 from service.params import build_params, check_cache_salt
 from service.registry import Capability, ModelRegistry, ServedModel
 from service.servicers import convert
+from service.tool_parsers import ToolCallDelta
 
 COMPLETION_DEFAULT_MAX_TOKENS = 16
-RESPONSE_ROLE = "assistant"
 
 
 @dataclass
@@ -85,8 +86,8 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
                 logprobs=delta.logprobs,
             )  # fmt: skip
 
-        echo = _echo_text(job, request.output.echo)
-        async for message in self._stream(job, echo, pb.GenerateStreamResponse, delta_message):
+        deltas = _with_echo(job.run(), _echo_text(job, request.output.echo))
+        async for message in self._stream(job, deltas, pb.GenerateStreamResponse, delta_message):
             yield message
 
     def _completion_job(
@@ -113,60 +114,56 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
     async def Chat(
         self, request: pb.ChatRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChatResponse:
-        job = self._chat_job(request, context)
-        role = _response_role(request)
-        choices = await self._collect(job, _chat_echo(request, role))
+        chat = self._chat_job(request, context)
+        with self._inflight.track(chat.job):
+            choices = await chat.collect()
         return pb.ChatResponse(
-            request_id=job.request_id,
-            model=job.model.name,
-            prompt=_prompt_info(job),
+            request_id=chat.job.request_id,
+            model=chat.job.model.name,
+            prompt=_prompt_info(chat.job),
             choices=[
                 pb.ChatChoice(
-                    index=i,
-                    message=chat_pb2.ChatMessage(role=role, content=c.text),
+                    index=c.index,
+                    message=_chat_message(chat.role, c.output),
                     token_ids=c.token_ids,
                     finish=convert.finish_info(c.finish),
                     logprobs=c.logprobs,
                 )
-                for i, c in enumerate(choices)
+                for c in choices
             ],
-            usage=convert.usage(job.usage),
+            usage=convert.usage(chat.job.usage),
         )
 
     async def ChatStream(
         self, request: pb.ChatRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ChatStreamResponse]:
-        job = self._chat_job(request, context)
-        _check_streamable(job)
-        role = _response_role(request)
+        chat = self._chat_job(request, context)
+        _check_streamable(chat.job)
         started: set[int] = set()
 
-        def delta_message(delta: ChoiceDelta) -> pb.ChatDelta:
+        def delta_message(delta: ChatChoiceDelta) -> pb.ChatDelta:
+            output = delta.output
             message = pb.ChatDelta(
-                index=delta.index, content=delta.text, token_ids=delta.token_ids,
-                logprobs=delta.logprobs,
+                index=delta.index, content=output.content, reasoning=output.reasoning,
+                tool_calls=[_tool_call_delta(c) for c in output.tool_calls],
+                token_ids=delta.token_ids, logprobs=delta.logprobs,
             )  # fmt: skip
             if delta.index not in started:  # a choice's first delta names the role
                 started.add(delta.index)
-                message.role = role
+                message.role = chat.role
             return message
 
-        echo = _chat_echo(request, role)
-        async for message in self._stream(job, echo, pb.ChatStreamResponse, delta_message):
+        async for message in self._stream(
+            chat.job, chat.deltas(), pb.ChatStreamResponse, delta_message
+        ):
             yield message
 
-    def _chat_job(
-        self, request: pb.ChatRequest, context: grpc.aio.ServicerContext
-    ) -> GenerationJob:
-        if request.tools or request.HasField("tool_choice"):
-            raise InvalidArgument("`tools` are not supported by this server yet.", "tools")
+    def _chat_job(self, request: pb.ChatRequest, context: grpc.aio.ServicerContext) -> ChatJob:
         model = self._registry.get(request.model)
         model.require(Capability.GENERATE, "Chat Completions")
-        text = render_prompt(list(request.messages), request.template, [], model.chat)
-        prompt = prompts.encode_text(
-            text, model.tokenizer, request.prompt_options, default_special=False
+        return prepare_chat(
+            request, model, lambda prompt: self._job(request, context, model, prompt, None)
         )
-        return self._job(request, context, model, prompt, None)
 
     # ----- shared ------------------------------------------------------------------
     def _job(
@@ -195,13 +192,13 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
             check_cache_salt(request.cache_salt),
         )
 
-    async def _stream(self, job: GenerationJob, echo: str | None, response_type, delta_message):
+    async def _stream(self, job: GenerationJob, deltas, response_type, delta_message):
         """The stream shape both RPCs share: prompt, deltas (finish on each choice's last),
-        end with usage."""
+        end with usage. `deltas`: the job's deltas, as the RPC sees them."""
         header = {"request_id": job.request_id, "model": job.model.name}
         first = True
         with self._inflight.track(job):
-            async for delta in _with_echo(job.run(), echo):
+            async for delta in deltas:
                 if first:
                     first = False
                     yield response_type(**header, prompt=_prompt_info(job))
@@ -263,21 +260,18 @@ def _with_max_tokens(request: pb.GenerateRequest, max_tokens: int) -> pb.Generat
     return copy
 
 
-def _response_role(request: pb.ChatRequest) -> str:
-    template = request.template
-    if not template.HasField("add_generation_prompt") or template.add_generation_prompt:
-        return RESPONSE_ROLE
-    return request.messages[-1].role if request.messages else RESPONSE_ROLE
+def _chat_message(role: str, output: ChatOutput) -> chat_pb2.ChatMessage:
+    message = chat_pb2.ChatMessage(role=role, content=output.content, reasoning=output.reasoning)
+    message.tool_calls.extend(
+        chat_pb2.ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in output.tool_calls
+    )
+    return message
 
 
-def _chat_echo(request: pb.ChatRequest, role: str) -> str | None:
-    """With echo, the last message's content when it has the reply's role."""
-    if not request.output.echo or not request.messages:
-        return None
-    last = request.messages[-1]
-    if last.role != role:
-        return None
-    return last.content or "".join(p.text for p in last.parts if p.WhichOneof("part") == "text")
+def _tool_call_delta(delta: ToolCallDelta) -> pb.ToolCallDelta:
+    return pb.ToolCallDelta(
+        index=delta.index, id=delta.id, name=delta.name, arguments=delta.arguments
+    )
 
 
 def _prompt_info(job: GenerationJob):

@@ -136,3 +136,13 @@ def speech_servers(
     from tests.e2e.speech import serve_speech
 
     yield from serve_speech(whisper_model_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tool_servers(
+    demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Servers]:
+    """protoserve with tool calling and reasoning on (tests/e2e/tools_server.py)."""
+    from tests.e2e.tools_server import serve_tools
+
+    yield from serve_tools(demo_model_dir, tmp_path_factory)

@@ -71,3 +71,38 @@ def test_generation_config_flags_reach_the_engine_options(tmp_path) -> None:
     assert values["generation_config"] == "auto" and values["max_logprobs"] == 20
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "m", "--override-generation-config", "[1]"])
+
+
+def test_chat_flags_reach_the_chat_options(tmp_path) -> None:
+    from pathlib import Path
+
+    from service.cli.launch import service_config
+
+    plugin = Path(__file__).parent.parent / "data" / "tool_parser_plugin.py"
+    argv = ["serve", "m", "--enable-auto-tool-choice", "--tool-call-parser", "xml_calls"]
+    argv += ["--tool-parser-plugin", str(plugin), "--reasoning-parser", "qwen3"]
+    argv += ["--chat-template-content-format", "openai", "--response-role", "bot"]
+    argv += ["--default-chat-template-kwargs", '{"enable_thinking": false}']
+    chat = service_config(resolve("serve", cli(argv), env={})).chat
+    assert (chat.enable_auto_tool_choice, chat.tool_call_parser) == (True, "xml_calls")
+    assert (chat.reasoning_parser, chat.content_format, chat.response_role) == (
+        "qwen3", "openai", "bot")  # fmt: skip
+    assert chat.default_chat_template_kwargs == '{"enable_thinking": false}'
+    defaults = service_config(resolve("serve", cli(["serve", "m"]), env={})).chat
+    assert not defaults.enable_auto_tool_choice and defaults.tool_call_parser is None
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--tool-call-parser", "nope"], "unknown tool call parser 'nope'"),
+        (["--enable-auto-tool-choice"], "requires --tool-call-parser"),
+        (["--reasoning-parser", "nope"], "unknown reasoning parser"),
+        (["--tool-parser-plugin", "/no/such.py"], "no such file"),
+    ],
+)
+def test_bad_chat_flags_stop_the_server_at_startup(argv, message) -> None:
+    from service.cli.launch import service_config
+
+    with pytest.raises(SystemExit, match=message):
+        service_config(resolve("serve", cli(["serve", "m", *argv]), env={}))
