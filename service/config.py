@@ -33,6 +33,9 @@ class EngineOptions:
     override_generation_config: str | None = None
     # Most logprobs per position a request may ask for; -1 = the whole vocabulary.
     max_logprobs: int = 20
+    # Admission (--max-queued-requests): a new request is refused (RESOURCE_EXHAUSTED)
+    # while this many engine requests of its model wait; None = no limit.
+    max_queued_requests: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,17 @@ class AudioOptions:
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * (1 << 20))
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """gRPC server TLS (--grpc-ssl-*): PEM files. With `ca_certs`, clients may present a
+    certificate signed by it; `client_auth` requires one (mTLS)."""
+
+    certfile: str
+    keyfile: str
+    ca_certs: str | None = None
+    client_auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,3 +101,9 @@ class ServiceConfig:
     # Seconds in-flight RPCs get to finish on shutdown.
     shutdown_timeout: float = 10.0
     audio: AudioOptions = field(default_factory=AudioOptions)
+    # --api-key: every RPC but health and reflection needs `authorization: Bearer <key>`.
+    api_keys: tuple[str, ...] = ()
+    # TLS on the TCP listener (the unix socket of `serve` stays local and plaintext).
+    tls: TlsOptions | None = None
+    # --max-request-size: the largest gRPC message received or sent.
+    max_message_bytes: int = 64 << 20

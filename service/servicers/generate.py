@@ -94,6 +94,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
     ) -> GenerationJob:
         model = self._registry.get(request.model)
         model.require(Capability.GENERATE, "Completions")
+        model.admit()
         if request.suffix:
             raise InvalidArgument("suffix is not supported by this model.", "suffix")
         if request.WhichOneof("prompt") == "token_ids":
@@ -157,6 +158,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
             raise InvalidArgument("`tools` are not supported by this server yet.", "tools")
         model = self._registry.get(request.model)
         model.require(Capability.GENERATE, "Chat Completions")
+        model.admit()
         text = render_prompt(list(request.messages), request.template, [], model.chat)
         prompt = prompts.encode_text(
             text, model.tokenizer, request.prompt_options, default_special=False
