@@ -41,7 +41,7 @@ def open_channel(
     max_message_bytes: int = 64 << 20,
 ) -> grpc.aio.Channel:
     options = channel_options(max_message_bytes)
-    interceptors = [Credentials(token)]
+    interceptors = credentials_interceptors(token)
     if tls is None:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
     if tls.server_name:
@@ -65,16 +65,19 @@ def _read(path: str | None) -> bytes | None:
     return Path(path).read_bytes() if path else None
 
 
-class Credentials(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
+def credentials_interceptors(token: str | None) -> list[grpc.aio.ClientInterceptor]:
+    """One interceptor per call kind (a channel files an interceptor under the first
+    kind it implements only)."""
+    own = f"Bearer {token}" if token else None
+    kinds = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
+    return [kind(own) for kind in kinds]
+
+
+class _Credentials:
     """Adds `authorization` metadata to every call (none if there is nothing to send)."""
 
-    def __init__(self, token: str | None) -> None:
-        self._own = f"Bearer {token}" if token else None
+    def __init__(self, own: str | None) -> None:
+        self._own = own
 
     def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         authorization = self._own or CALLER_AUTHORIZATION.get()
@@ -84,14 +87,22 @@ class Credentials(
         metadata.append((AUTHORIZATION_KEY, authorization))
         return details._replace(metadata=grpc.aio.Metadata(*metadata))
 
+
+class _UnaryUnary(_Credentials, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, client_call_details, request):
         return await continuation(self._details(client_call_details), request)
 
+
+class _UnaryStream(_Credentials, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation, client_call_details, request):
         return await continuation(self._details(client_call_details), request)
 
+
+class _StreamUnary(_Credentials, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):
         return await continuation(self._details(client_call_details), request_iterator)
 
+
+class _StreamStream(_Credentials, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
         return await continuation(self._details(client_call_details), request_iterator)

@@ -78,6 +78,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
             )
         job = self._completion_job(request, context)
         _check_streamable(job)
+        await context.send_initial_metadata(())  # accepted (the bridge's HTTP status: 200)
 
         def delta_message(delta: ChoiceDelta) -> pb.CompletionDelta:
             return pb.CompletionDelta(
@@ -134,6 +135,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
     ) -> AsyncIterator[pb.ChatStreamResponse]:
         job = self._chat_job(request, context)
         _check_streamable(job)
+        await context.send_initial_metadata(())  # accepted (the bridge's HTTP status: 200)
         role = _response_role(request)
         started: set[int] = set()
 

@@ -82,6 +82,11 @@ async def test_realtime_refuses_a_handshake_without_the_key(secure_servers) -> N
     headers = {"Authorization": f"Bearer {KEYS[1]}"}
     async with websockets.connect(url, ssl=context, additional_headers=headers) as ws:
         assert json.loads(await ws.recv())["type"] == "session.created"
+        # The StreamTranscribe call it opens carries the bridge's service token: the
+        # service answers about the model (none speaks here), not about the key.
+        await ws.send(json.dumps({"type": "session.update", "model": "demo"}))
+        error = json.loads(await ws.recv())
+        assert error["type"] == "error" and "transcription" in error["error"], error
 
 
 def _first_method(service: str) -> tuple[str, bool, bool]:

@@ -194,8 +194,10 @@ async def test_bridge_credentials_reach_the_service(mtls, certificates, token) -
     app, http = await _bridge(settings)
     try:
         keyed = {"Authorization": "Bearer key-one"}
-        reply = await http.post("/v1/completions", json={"prompt": "x"}, headers=keyed)
-        assert reply.status_code == 503 and "loading" in reply.json()["error"]["message"]
+        for stream in (False, True):
+            body = {"prompt": "x", "stream": stream}
+            reply = await http.post("/v1/completions", json=body, headers=keyed)
+            assert reply.status_code == 503 and "loading" in reply.json()["error"]["message"]
         reply = await http.post("/tokenize", json={"prompt": "x"})  # open on the bridge
         assert reply.status_code == (401 if token is None else 503), reply.text
         assert (await http.get("/health")).status_code == 503  # health: open, not serving
