@@ -19,7 +19,7 @@ log = structlog.get_logger(__name__)
 
 
 def service_config(values: dict[str, Any], uds_path: str | None = None):
-    from service.config import AudioOptions, EngineOptions, ModelSpec, ServiceConfig, TlsOptions
+    from service.config import AudioOptions, EngineOptions, ModelSpec, ServiceConfig
 
     if not values["model"]:
         raise SystemExit(
@@ -60,7 +60,7 @@ def service_config(values: dict[str, Any], uds_path: str | None = None):
             max_stream_seconds=values["max_stream_duration"],
         ),
         api_keys=api_keys(values),
-        tls=_grpc_tls(values, TlsOptions),
+        tls=_grpc_tls(values),
         max_message_bytes=values["max_request_size"],
     )
 
@@ -70,7 +70,10 @@ def api_keys(values: dict[str, Any]) -> tuple[str, ...]:
     return tuple(k.strip() for v in values["api_key"] or () for k in v.split(",") if k.strip())
 
 
-def _grpc_tls(values: dict[str, Any], options: type):
+def _grpc_tls(values: dict[str, Any]):
+    """--grpc-ssl-* -> TlsOptions, or None (plaintext); incomplete settings exit."""
+    from service.config import TlsOptions
+
     certfile, keyfile = values["grpc_ssl_certfile"], values["grpc_ssl_keyfile"]
     if not certfile and not keyfile:
         if values["grpc_ssl_ca_certs"] or values["grpc_ssl_client_auth"]:
@@ -81,7 +84,8 @@ def _grpc_tls(values: dict[str, Any], options: type):
         return None
     if not (certfile and keyfile):
         raise SystemExit("gRPC TLS needs both --grpc-ssl-certfile and --grpc-ssl-keyfile")
-    return options(certfile, keyfile, values["grpc_ssl_ca_certs"], values["grpc_ssl_client_auth"])
+    ca_certs, client_auth = values["grpc_ssl_ca_certs"], values["grpc_ssl_client_auth"]
+    return TlsOptions(certfile, keyfile, ca_certs, client_auth)
 
 
 def model_spec(text: str):
