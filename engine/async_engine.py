@@ -57,6 +57,7 @@ class AsyncEngine:
         self._stopping = False
         self._dead: BaseException | None = None
         self._stats = engine.stats()  # snapshot, replaced by the step thread
+        self._unstepped = 0  # requests added since that snapshot; guarded by _lock
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -119,6 +120,13 @@ class AsyncEngine:
         return self._stats
 
     @property
+    def num_queued(self) -> int:
+        """Requests waiting: the scheduler's queue as of the last step, plus the requests
+        added since (admission control counts these)."""
+        with self._lock:
+            return self._stats.num_waiting + self._unstepped
+
+    @property
     def max_model_len(self) -> int:
         return self.engine.max_model_len
 
@@ -147,6 +155,7 @@ class AsyncEngine:
                 raise RequestAlreadyExists(command.request_id)
             self._streams[command.request_id] = stream
             self._inbox.append(command)
+            self._unstepped += 1
             self._wakeup.notify()
         return stream
 
@@ -170,7 +179,10 @@ class AsyncEngine:
                 if self.engine.has_unfinished_requests():
                     items += [(o.request_id, o) for o in self.engine.step()]
                 self.engine.check_no_leaks()
-                self._stats = self.engine.stats()
+                stats = self.engine.stats()
+                with self._lock:
+                    self._stats = stats
+                    self._unstepped -= sum(isinstance(c, _Add) for c in commands)
                 self._publish(items)
         except Exception as exc:  # noqa: BLE001 - every in-flight request learns of it
             log.exception("engine step loop failed", error=repr(exc))

@@ -26,8 +26,10 @@ from rest_bridge import (
     scoring,
     tokenizer,
 )
+from rest_bridge.auth import ApiKeyMiddleware
 from rest_bridge.errors import APIError, error_response, handle_exception
 from rest_bridge.grpc_client import GrpcClient
+from rest_bridge.limits import BodySizeLimit
 from rest_bridge.settings import BridgeSettings
 
 ROUTERS = (
@@ -48,7 +50,7 @@ ROUTERS = (
 def create_app(settings: BridgeSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.grpc = GrpcClient.connect(settings.grpc_target)
+        app.state.grpc = GrpcClient.from_settings(settings)
         try:
             yield
         finally:
@@ -63,6 +65,9 @@ def create_app(settings: BridgeSettings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, handle_exception)
+    # Outermost last: the key is checked before the body is read.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
     return app
 
 

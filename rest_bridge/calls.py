@@ -32,6 +32,31 @@ async def unary(request: Request, calls: list[Awaitable[T]]) -> list[T]:
             await asyncio.gather(gathered, return_exceptions=True)
 
 
+async def opened(call: grpc.aio.UnaryStreamCall) -> grpc.aio.UnaryStreamCall:
+    """Wait until the service has accepted a streaming call: it sends its headers once
+    the request passed validation and admission, so a refusal is an HTTP status (400,
+    503 + Retry-After, ...) rather than an SSE error frame after a 200."""
+    try:
+        await call.initial_metadata()
+        await asyncio.sleep(0)  # a refusal (trailers only) completes the call with them
+        if call.done() and await call.code() != grpc.StatusCode.OK:
+            await call.read()  # raises the call's AioRpcError
+    except BaseException:
+        call.cancel()
+        raise
+    return call
+
+
+async def opened_all(calls: list[grpc.aio.UnaryStreamCall]) -> list[grpc.aio.UnaryStreamCall]:
+    """opened() for each; if one is refused, the others are cancelled."""
+    try:
+        return list(await asyncio.gather(*(opened(c) for c in calls)))
+    except BaseException:
+        for call in calls:
+            call.cancel()
+        raise
+
+
 async def stream(call: grpc.aio.UnaryStreamCall) -> AsyncIterator[Any]:
     """The messages of a server-streaming call; the call is cancelled if we stop early."""
     try:

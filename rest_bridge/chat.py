@@ -110,7 +110,8 @@ async def create_chat_completion(request: Request):
     message = _grpc_request(req, request_id)
     client: GrpcClient = request.app.state.grpc
     if req.stream:
-        call = calls.stream(client.generate.ChatStream(message, metadata=metadata(request_id)))
+        call = client.generate.ChatStream(message, metadata=metadata(request_id))
+        call = calls.stream(await calls.opened(call))
         chunks = _stream_chunks(req, f"chatcmpl-{request_id}", call)
         return StreamingResponse(sse.event_stream(chunks), media_type=sse.MEDIA_TYPE)
     [response] = await calls.unary(

@@ -97,10 +97,13 @@ async def create_completion(request: Request):
     messages = [_grpc_request(req, p, i) for p, i in zip(prompts, ids, strict=True)]
     client: GrpcClient = request.app.state.grpc
     if req.stream:
-        calls_ = [
-            calls.stream(client.generate.GenerateStream(m, metadata=metadata(i)))
-            for m, i in zip(messages, ids, strict=True)
-        ]
+        started = await calls.opened_all(
+            [
+                client.generate.GenerateStream(m, metadata=metadata(i))
+                for m, i in zip(messages, ids, strict=True)
+            ]
+        )
+        calls_ = [calls.stream(c) for c in started]
         chunks = _stream_chunks(req, f"cmpl-{base_id}", calls_)
         return StreamingResponse(sse.event_stream(chunks), media_type=sse.MEDIA_TYPE)
     responses = await calls.unary(

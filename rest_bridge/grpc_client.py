@@ -14,13 +14,8 @@ from protoserve.pooling.v1 import pooling_pb2_grpc
 from protoserve.responses.v1 import responses_pb2_grpc
 from protoserve.scoring.v1 import scoring_pb2_grpc
 from protoserve.tokenizer.v1 import tokenizer_pb2_grpc
-
-CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-]
+from rest_bridge.channel import open_channel
+from rest_bridge.settings import BridgeSettings
 
 
 @dataclass
@@ -36,8 +31,22 @@ class GrpcClient:
     responses: responses_pb2_grpc.ResponsesServiceStub
 
     @classmethod
+    def from_settings(cls, settings: BridgeSettings) -> GrpcClient:
+        channel = open_channel(
+            settings.grpc_target,
+            tls=settings.grpc_tls,
+            token=settings.grpc_api_key,
+            max_message_bytes=settings.max_request_bytes,
+        )
+        return cls.over(channel)
+
+    @classmethod
     def connect(cls, target: str) -> GrpcClient:
-        channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+        """A plaintext channel without a service token (tests)."""
+        return cls.over(open_channel(target))
+
+    @classmethod
+    def over(cls, channel: grpc.aio.Channel) -> GrpcClient:
         return cls(
             channel=channel,
             generate=generate_pb2_grpc.GenerateServiceStub(channel),

@@ -10,8 +10,9 @@ Each bad event gets an error and the connection stays up. After a final commit t
 ends with its last result; the next append or commit opens a new one with the same
 session. Closing the socket cancels the call, which aborts the engine request.
 
-API keys: `authorize` is the seam where the key check goes (it sees the handshake's
-headers); the Authorization header is forwarded to the service as gRPC metadata."""
+API keys: with --api-key the handshake needs `Authorization: Bearer <key>` (else HTTP
+401; rest_bridge/auth.py, as every /v1 path; not a query parameter, which access logs
+would keep); the calls carry the bridge's credentials (rest_bridge/channel.py)."""
 
 from __future__ import annotations
 
@@ -34,17 +35,8 @@ log = structlog.get_logger(__name__)
 router = APIRouter()
 
 
-async def authorize(websocket: WebSocket) -> bool:
-    """The API-key check of the handshake (--api-key): every connection is accepted
-    until that lands."""
-    return True
-
-
 @router.websocket("/v1/realtime")
 async def realtime(websocket: WebSocket) -> None:
-    if not await authorize(websocket):
-        await websocket.close(code=1008)
-        return
     await websocket.accept()
     session = RealtimeSession(websocket, websocket.app.state.grpc)
     try:
@@ -160,10 +152,8 @@ class RealtimeSession:
 
     # -- the call -----------------------------------------------------------------------
     async def _open_call(self, config: pb.StreamConfig) -> None:
-        metadata = [("x-request-id", f"{self.id}-{uuid.uuid4().hex[:8]}")]
-        if authorization := self.websocket.headers.get("authorization"):
-            metadata.append(("authorization", authorization))
-        call = self.client.audio.StreamTranscribe(metadata=tuple(metadata))
+        metadata = (("x-request-id", f"{self.id}-{uuid.uuid4().hex[:8]}"),)
+        call = self.client.audio.StreamTranscribe(metadata=metadata)
         try:
             await call.write(pb.StreamTranscribeRequest(config=config))
             first = await call.read()

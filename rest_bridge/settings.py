@@ -6,6 +6,19 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class ChannelTls:
+    """The bridge -> service channel over TLS (--grpc-target-ssl-*): PEM files."""
+
+    # Verifies the service's certificate (None: the system's roots).
+    ca_certs: str | None = None
+    # The bridge's own certificate and key, for a service that requires mTLS.
+    certfile: str | None = None
+    keyfile: str | None = None
+    # The name the service's certificate must carry, when not the host of grpc_target.
+    server_name: str | None = None
+
+
+@dataclass(frozen=True)
 class BridgeSettings:
     # Where the gRPC service listens: "host:port" or "unix:/path.sock".
     grpc_target: str = "127.0.0.1:50051"
@@ -15,3 +28,11 @@ class BridgeSettings:
     grpc_connect_timeout: float = 30.0
     # Largest audio upload (--max-audio-clip-filesize-mb); the service checks it too.
     max_audio_file_mb: float = 25.0
+    # --api-key: callers of the guarded paths (rest_bridge/auth.py) need one of these.
+    api_keys: tuple[str, ...] = ()
+    # --grpc-api-key: the bridge's own key for the service; None: forward the caller's.
+    grpc_api_key: str | None = None
+    # --grpc-target-ssl-*: TLS to the service; None: plaintext.
+    grpc_tls: ChannelTls | None = None
+    # --max-request-size: bodies above it get 413; the gRPC message limit too.
+    max_request_bytes: int = 64 << 20

@@ -33,6 +33,9 @@ class EngineOptions:
     override_generation_config: str | None = None
     # Most logprobs per position a request may ask for; -1 = the whole vocabulary.
     max_logprobs: int = 20
+    # Admission (--max-queued-requests): a new request is refused (RESOURCE_EXHAUSTED)
+    # while this many engine requests of its model wait; None = no limit.
+    max_queued_requests: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,17 @@ class ChatOptions:
     tool_parser_plugin: str | None = None
     reasoning_parser: str | None = None
     exclude_tools_when_tool_choice_none: bool = False
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """gRPC server TLS (--grpc-ssl-*): PEM files. With `ca_certs`, clients may present a
+    certificate signed by it; `client_auth` requires one (mTLS)."""
+
+    certfile: str
+    keyfile: str
+    ca_certs: str | None = None
+    client_auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,3 +122,9 @@ class ServiceConfig:
     audio: AudioOptions = field(default_factory=AudioOptions)
     # --max-stored-responses: the Responses store's LRU capacity (0: store nothing).
     max_stored_responses: int = 1024
+    # --api-key: every RPC but health and reflection needs `authorization: Bearer <key>`.
+    api_keys: tuple[str, ...] = ()
+    # TLS on the TCP listener (the unix socket of `serve` stays local and plaintext).
+    tls: TlsOptions | None = None
+    # --max-request-size: the largest gRPC message received or sent.
+    max_message_bytes: int = 64 << 20

@@ -94,6 +94,7 @@ def load_model(
         ),
         max_logprobs=options.max_logprobs,
         speech=_speech_model(path, core.max_model_len),
+        max_queued_requests=options.max_queued_requests,
     )
     log.info(
         "model ready",

@@ -46,8 +46,10 @@ class PoolingSupport:
 
 def pooling_of(model: ServedModel, capability: Capability, api: str) -> PoolingSupport:
     """The model's pooling support if it has `capability`, else UNIMPLEMENTED "The model
-    does not support <api> API" (the bridge answers 501)."""
+    does not support <api> API" (the bridge answers 501); RESOURCE_EXHAUSTED while its
+    queue is full (ServedModel.admit)."""
     model.require(capability, api)
+    model.admit()
     assert model.pooling is not None, "only pooling models have pooling capabilities"
     return model.pooling
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from engine import AsyncEngine
 from service.chat import ChatRenderSettings
 from service.config import ChatOptions
-from service.errors import Unavailable, Unimplemented, model_not_found
+from service.errors import ResourceExhausted, Unavailable, Unimplemented, model_not_found
 from service.generation_config import SamplingDefaults
 from service.tokenizer import Tokenizer
 
@@ -56,6 +56,8 @@ class ServedModel:
     speech: SpeechModel | None = None
     # How chat outputs are read: tool-call and reasoning parsers, the response role.
     chat_options: ChatOptions = ChatOptions()
+    # --max-queued-requests: admit() refuses new requests while this many wait.
+    max_queued_requests: int | None = None
 
     @property
     def name(self) -> str:
@@ -80,6 +82,17 @@ class ServedModel:
         """UNIMPLEMENTED "The model does not support <api> API" (REST 501) without it."""
         if capability not in self.capabilities:
             raise Unimplemented(f"The model does not support {api} API")
+
+    def admit(self) -> None:
+        """RESOURCE_EXHAUSTED (REST 503 + Retry-After) while the engine's waiting queue is
+        full. Checked once per request, before its engine requests are added: a request
+        admitted adds all of them (n choices, a batch of inputs)."""
+        limit = self.max_queued_requests
+        if limit is not None and self.engine.num_queued >= limit:
+            raise ResourceExhausted(
+                f"The server is overloaded: {limit} requests are waiting for `{self.name}` "
+                "(--max-queued-requests). Retry later."
+            )
 
 
 class ModelRegistry:

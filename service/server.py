@@ -17,6 +17,7 @@ from protoserve.pooling.v1 import pooling_pb2, pooling_pb2_grpc
 from protoserve.responses.v1 import responses_pb2, responses_pb2_grpc
 from protoserve.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from protoserve.tokenizer.v1 import tokenizer_pb2, tokenizer_pb2_grpc
+from service.auth import ApiKeyInterceptor
 from service.config import ServiceConfig
 from service.drain import Drain
 from service.inflight import InflightRequests
@@ -31,6 +32,7 @@ from service.servicers.pooling import PoolingServicer
 from service.servicers.responses import ResponsesServicer
 from service.servicers.scoring import ScoringServicer
 from service.servicers.tokenizer import TokenizerServicer
+from service.tls import server_credentials
 
 log = structlog.get_logger(__name__)
 
@@ -45,15 +47,37 @@ SERVED = [
 ]
 ALL_SERVICES = SERVED + list(unimplemented.NOT_YET_SERVED)
 
-# Long non-streaming calls survive idle proxies; clients may ping every 10 s.
-SERVER_OPTIONS = [
+# Long non-streaming calls survive idle proxies: the server pings every 30 s (even while
+# no data flows), and accepts client pings every 10 s or more, with or without calls.
+KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.http2.max_pings_without_data", 0),
 ]
+
+
+def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Keepalive, and the message limit both ways (--max-request-size)."""
+    return [
+        *KEEPALIVE_OPTIONS,
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
+
+
+def _listen(server: grpc.aio.Server, config: ServiceConfig) -> int:
+    """The TCP port (TLS when configured); the unix socket of `serve` (a 0700 directory,
+    this host only) stays plaintext. The bound TCP port."""
+    address = f"{config.host}:{config.grpc_port}"
+    if config.tls is not None:
+        port = server.add_secure_port(address, server_credentials(config.tls))
+    else:
+        port = server.add_insecure_port(address)
+    if config.uds_path:
+        server.add_insecure_port(f"unix:{config.uds_path}")
+    return port
 
 
 # Seconds the server waits, after the drain, for finished calls to flush and health
@@ -77,7 +101,11 @@ class Service:
     async def start(cls, config: ServiceConfig) -> Service:
         """Listen at once (health NOT_SERVING); call load_models() next."""
         registry, inflight, drainer = ModelRegistry(), InflightRequests(), Drain()
-        server = grpc.aio.server(interceptors=[drainer, ErrorInterceptor()], options=SERVER_OPTIONS)
+        auth = [ApiKeyInterceptor(config.api_keys)] if config.api_keys else []
+        server = grpc.aio.server(
+            interceptors=[*auth, drainer, ErrorInterceptor()],
+            options=server_options(config.max_message_bytes),
+        )
         generate = GenerateServicer(registry, inflight)
         generate_pb2_grpc.add_GenerateServiceServicer_to_server(generate, server)
         tokenizer_pb2_grpc.add_TokenizerServiceServicer_to_server(
@@ -99,13 +127,18 @@ class Service:
         reflection.enable_server_reflection(
             [*ALL_SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
-        port = server.add_insecure_port(f"{config.host}:{config.grpc_port}")
-        if config.uds_path:
-            server.add_insecure_port(f"unix:{config.uds_path}")
+        port = _listen(server, config)
         await server.start()
         service = cls(config, server, port, registry, health_servicer, inflight, drainer)
         await service._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        log.info("grpc server listening", host=config.host, port=port, uds=config.uds_path)
+        log.info(
+            "grpc server listening",
+            host=config.host,
+            port=port,
+            uds=config.uds_path,
+            tls=config.tls is not None,
+            api_keys=len(config.api_keys),
+        )
         return service
 
     async def load_models(self) -> None:

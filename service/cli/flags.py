@@ -47,6 +47,13 @@ def parse_bool(text: str | bool) -> bool:
     raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
 
 
+def parse_positive_int(text: str | int) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
 def parse_json_object(text: str | dict) -> str:
     """A JSON object given as text (or, from the YAML config, as a mapping) -> its text."""
     value = text if isinstance(text, dict) else None
@@ -74,7 +81,9 @@ class Flag:
     type: Callable[[str], Any] = str
     default: Any = None
     many: bool = False
-    choices: tuple[str, ...] | None = None
+    choices: tuple[Any, ...] | None = None
+    # `many` flags: repeating the flag adds values (else the last one wins).
+    repeatable: bool = False
 
     @property
     def dest(self) -> str:
@@ -256,6 +265,86 @@ FLAGS: tuple[Flag, ...] = (
         str,
         "127.0.0.1:50051",
     ),
+    # -- security and limits (README "Security and limits") ----------------------------------
+    Flag(
+        "api-key",
+        "API key clients must send as `Authorization: Bearer <key>` (REST paths under /v1, /v2, "
+        "/inference, /cohere and every gRPC service but health and reflection). Several: "
+        "repeat the flag or separate with commas (env PROTOSERVE_API_KEY=k1,k2).",
+        ALL,
+        many=True,
+        repeatable=True,
+    ),
+    Flag(
+        "grpc-api-key",
+        "The key the bridge presents to the service (a service token); without it the bridge "
+        "forwards each caller's Authorization header. `serve` sets it to the first --api-key.",
+        frozenset({BRIDGE}),
+    ),
+    Flag("ssl-keyfile", "REST bridge HTTPS: the private key (PEM).", BRIDGE_COMMANDS),
+    Flag("ssl-certfile", "REST bridge HTTPS: the certificate chain (PEM).", BRIDGE_COMMANDS),
+    Flag(
+        "ssl-ca-certs", "REST bridge: CA bundle that verifies client certificates.", BRIDGE_COMMANDS
+    ),
+    Flag(
+        "ssl-cert-reqs",
+        "REST bridge client certificates: 0 none, 1 optional, 2 required (with --ssl-ca-certs).",
+        BRIDGE_COMMANDS,
+        int,
+        0,
+        choices=(0, 1, 2),
+    ),
+    Flag("grpc-ssl-certfile", "gRPC TLS: the server certificate chain (PEM).", SERVICE_COMMANDS),
+    Flag("grpc-ssl-keyfile", "gRPC TLS: the server private key (PEM).", SERVICE_COMMANDS),
+    Flag(
+        "grpc-ssl-ca-certs",
+        "gRPC TLS: CA bundle that verifies client certificates (mTLS).",
+        SERVICE_COMMANDS,
+    ),
+    Flag(
+        "grpc-ssl-client-auth",
+        "gRPC mTLS: require a client certificate signed by --grpc-ssl-ca-certs.",
+        SERVICE_COMMANDS,
+        parse_bool,
+        False,
+    ),
+    Flag(
+        "grpc-target-ssl-ca-certs",
+        "Bridge -> service over TLS: the CA bundle that verifies the service's certificate.",
+        frozenset({BRIDGE}),
+    ),
+    Flag(
+        "grpc-target-ssl-certfile",
+        "Bridge -> service mTLS: the bridge's client certificate (PEM).",
+        frozenset({BRIDGE}),
+    ),
+    Flag(
+        "grpc-target-ssl-keyfile",
+        "Bridge -> service mTLS: the bridge's client private key (PEM).",
+        frozenset({BRIDGE}),
+    ),
+    Flag(
+        "grpc-target-ssl-server-name",
+        "Bridge -> service TLS: the name to verify in the service's certificate (default: "
+        "the host of --grpc-target).",
+        frozenset({BRIDGE}),
+    ),
+    Flag(
+        "max-request-size",
+        "Largest request: a REST body above it is answered 413; the gRPC message limit "
+        "(received and sent, service and bridge) is the same. E.g. 64m.",
+        ALL,
+        parse_size,
+        64 << 20,
+    ),
+    Flag(
+        "max-queued-requests",
+        "Admission: a new request is refused (REST 503 with Retry-After, gRPC "
+        "RESOURCE_EXHAUSTED) while this many engine requests of its model wait. Default: no "
+        "limit.",
+        SERVICE_COMMANDS,
+        parse_positive_int,
+    ),
     Flag(
         "max-audio-clip-filesize-mb",
         "Largest audio upload (and streamed utterance, as PCM16) in MiB; env "
@@ -307,6 +396,8 @@ def add_flags(parser: argparse.ArgumentParser, command: str) -> None:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs.update(type=flag.type, choices=flag.choices, nargs="+" if flag.many else None)
+            if flag.repeatable:
+                kwargs["action"] = "extend"
         parser.add_argument(f"--{flag.name}", **kwargs)
 
 

@@ -48,6 +48,7 @@ def service_config(values: dict[str, Any], uds_path: str | None = None):
             generation_config=values["generation_config"],
             override_generation_config=values["override_generation_config"],
             max_logprobs=values["max_logprobs"],
+            max_queued_requests=values["max_queued_requests"],
         ),
         host=values["grpc_host"],
         grpc_port=values["grpc_port"],
@@ -60,6 +61,9 @@ def service_config(values: dict[str, Any], uds_path: str | None = None):
             max_file_mb=values["max_audio_clip_filesize_mb"],
             max_stream_seconds=values["max_stream_duration"],
         ),
+        api_keys=api_keys(values),
+        tls=_grpc_tls(values),
+        max_message_bytes=values["max_request_size"],
     )
 
 
@@ -85,6 +89,29 @@ def chat_options(values: dict[str, Any]):
     return options
 
 
+def api_keys(values: dict[str, Any]) -> tuple[str, ...]:
+    """--api-key values (repeated, space- or comma-separated; env PROTOSERVE_API_KEY)."""
+    return tuple(k.strip() for v in values["api_key"] or () for k in v.split(",") if k.strip())
+
+
+def _grpc_tls(values: dict[str, Any]):
+    """--grpc-ssl-* -> TlsOptions, or None (plaintext); incomplete settings exit."""
+    from service.config import TlsOptions
+
+    certfile, keyfile = values["grpc_ssl_certfile"], values["grpc_ssl_keyfile"]
+    if not certfile and not keyfile:
+        if values["grpc_ssl_ca_certs"] or values["grpc_ssl_client_auth"]:
+            raise SystemExit(
+                "--grpc-ssl-ca-certs / --grpc-ssl-client-auth need TLS: "
+                "--grpc-ssl-certfile and --grpc-ssl-keyfile"
+            )
+        return None
+    if not (certfile and keyfile):
+        raise SystemExit("gRPC TLS needs both --grpc-ssl-certfile and --grpc-ssl-keyfile")
+    ca_certs, client_auth = values["grpc_ssl_ca_certs"], values["grpc_ssl_client_auth"]
+    return TlsOptions(certfile, keyfile, ca_certs, client_auth)
+
+
 def model_spec(text: str):
     """A positional model: `PATH`, or `NAME=PATH` to serve PATH as NAME (`NAME1,NAME2=PATH`
     for aliases). --served-model-name, when given, names the first model."""
@@ -104,7 +131,20 @@ def run_serve(values: dict[str, Any]) -> int:
     with tempfile.TemporaryDirectory(prefix="protoserve-") as tmp:
         uds = os.path.join(tmp, "grpc.sock")
         config = service_config(values, uds_path=uds)
-        return asyncio.run(_run_service(config, bridge=_bridge_command(values, uds)))
+        bridge = (_bridge_command(values, uds), _bridge_env(config.api_keys))
+        return asyncio.run(_run_service(config, bridge=bridge))
+
+
+def _bridge_env(keys: tuple[str, ...]) -> dict[str, str]:
+    """The keys reach the bridge through its environment (not its command line, which
+    `ps` shows): it checks callers against them and presents the first to the service."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROTOSERVE_GRPC_")}
+    if keys:
+        env["PROTOSERVE_API_KEY"] = ",".join(keys)
+        env["PROTOSERVE_GRPC_API_KEY"] = keys[0]
+    else:
+        env.pop("PROTOSERVE_API_KEY", None)
+    return env
 
 
 def _bridge_command(values: dict[str, Any], uds: str) -> list[str]:
@@ -127,10 +167,22 @@ def _bridge_command(values: dict[str, Any], uds: str) -> list[str]:
         str(values["shutdown_timeout"]),
         "--max-audio-clip-filesize-mb",
         str(values["max_audio_clip_filesize_mb"]),
+        "--max-request-size",
+        str(values["max_request_size"]),
+        *_bridge_tls_args(values),
     ]
 
 
-async def _run_service(config, bridge: list[str] | None) -> int:
+def _bridge_tls_args(values: dict[str, Any]) -> list[str]:
+    args = []
+    for name in ("ssl-keyfile", "ssl-certfile", "ssl-ca-certs", "ssl-cert-reqs"):
+        value = values[name.replace("-", "_")]
+        if value is not None:
+            args += [f"--{name}", str(value)]
+    return args
+
+
+async def _run_service(config, bridge: tuple[list[str], dict[str, str]] | None) -> int:
     from service.server import Service
 
     service = await Service.start(config)
@@ -138,7 +190,7 @@ async def _run_service(config, bridge: list[str] | None) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
-    child = subprocess.Popen(bridge) if bridge else None
+    child = subprocess.Popen(bridge[0], env=bridge[1]) if bridge else None
     waits = {
         asyncio.ensure_future(stopping.wait()): "signal",
         asyncio.ensure_future(service.load_models()): "loaded",
@@ -195,20 +247,42 @@ def run_bridge(values: dict[str, Any]) -> int:
     import uvicorn
 
     from rest_bridge.app import create_app
-    from rest_bridge.settings import BridgeSettings
 
-    settings = BridgeSettings(
-        grpc_target=values["grpc_target"],
-        host=values["host"],
-        port=values["port"],
-        max_audio_file_mb=values["max_audio_clip_filesize_mb"],
-    )
+    settings = bridge_settings(values)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_config=None,
         timeout_graceful_shutdown=int(values["shutdown_timeout"]),
+        ssl_keyfile=values["ssl_keyfile"],
+        ssl_certfile=values["ssl_certfile"],
+        ssl_ca_certs=values["ssl_ca_certs"],
+        ssl_cert_reqs=values["ssl_cert_reqs"],
     )
     uvicorn.Server(config).run()
     return 0
+
+
+def bridge_settings(values: dict[str, Any]):
+    from rest_bridge.settings import BridgeSettings, ChannelTls
+
+    ca_certs = values["grpc_target_ssl_ca_certs"]
+    tls = None
+    if ca_certs or values["grpc_target_ssl_certfile"]:
+        tls = ChannelTls(
+            ca_certs=ca_certs,
+            certfile=values["grpc_target_ssl_certfile"],
+            keyfile=values["grpc_target_ssl_keyfile"],
+            server_name=values["grpc_target_ssl_server_name"],
+        )
+    return BridgeSettings(
+        grpc_target=values["grpc_target"],
+        host=values["host"],
+        port=values["port"],
+        max_audio_file_mb=values["max_audio_clip_filesize_mb"],
+        api_keys=api_keys(values),
+        grpc_api_key=values["grpc_api_key"],
+        grpc_tls=tls,
+        max_request_bytes=values["max_request_size"],
+    )

@@ -103,6 +103,7 @@ class AudioServicer(audio_pb2_grpc.AudioServiceServicer):
             raise Unimplemented(
                 f"The model `{model.name}` does not support transcription or translation."
             )
+        model.admit()
         return model
 
 

@@ -79,6 +79,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
             )
         job = self._completion_job(request, context)
         _check_streamable(job)
+        await context.send_initial_metadata(())  # accepted (the bridge's HTTP status: 200)
 
         def delta_message(delta: ChoiceDelta) -> pb.CompletionDelta:
             return pb.CompletionDelta(
@@ -95,6 +96,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
     ) -> GenerationJob:
         model = self._registry.get(request.model)
         model.require(Capability.GENERATE, "Completions")
+        model.admit()
         if request.suffix:
             raise InvalidArgument("suffix is not supported by this model.", "suffix")
         if request.WhichOneof("prompt") == "token_ids":
@@ -139,6 +141,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
     ) -> AsyncIterator[pb.ChatStreamResponse]:
         chat = self._chat_job(request, context)
         _check_streamable(chat.job)
+        await context.send_initial_metadata(())  # accepted (the bridge's HTTP status: 200)
         started: set[int] = set()
 
         def delta_message(delta: ChatChoiceDelta) -> pb.ChatDelta:
@@ -161,6 +164,7 @@ class GenerateServicer(generate_pb2_grpc.GenerateServiceServicer):
     def _chat_job(self, request: pb.ChatRequest, context: grpc.aio.ServicerContext) -> ChatJob:
         model = self._registry.get(request.model)
         model.require(Capability.GENERATE, "Chat Completions")
+        model.admit()
         return prepare_chat(
             request, model, lambda prompt: self._job(request, context, model, prompt, None)
         )

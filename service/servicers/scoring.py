@@ -64,6 +64,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
     ):
         model = self._registry.get(request.model)
         model.require(Capability.GENERATIVE_SCORE, "Generative Scoring")
+        model.admit()
         request_id = request_id_of(context, request.request_id)
         scores, prompt_tokens = await generative_scores(model, request_id, request)
         return pb.GenerativeScoreResponse(

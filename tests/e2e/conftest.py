@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -46,13 +47,14 @@ class Servers:
         return self.log_path.read_text(errors="replace")
 
 
-def _wait_healthy(servers: Servers) -> None:
+def _wait_healthy(servers: Servers, verify: ssl.SSLContext | str | bool = True) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if servers.process.poll() is not None:
             raise RuntimeError(f"protoserve exited early:\n{servers.log()}")
         try:
-            if httpx.get(f"{servers.http_url}/health", timeout=2).status_code == 200:
+            reply = httpx.get(f"{servers.http_url}/health", timeout=2, verify=verify)
+            if reply.status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -146,3 +148,11 @@ def tool_servers(
     from tests.e2e.tools_server import serve_tools
 
     yield from serve_tools(demo_model_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def secure_servers(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """protoserve with API keys, HTTPS, gRPC mTLS and tight limits (tests/e2e/secure.py)."""
+    from tests.e2e.secure import serve_secure
+
+    yield from serve_secure(demo_model_dir, tmp_path_factory)

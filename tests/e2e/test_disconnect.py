@@ -4,31 +4,38 @@ running to its natural end)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import httpx
 import pytest
+import websockets
 
-from protoserve.common.v1 import params_pb2
+from protoserve.common.v1 import chat_pb2, params_pb2
 from protoserve.generate.v1 import generate_pb2, generate_pb2_grpc
 from protoserve.models.v1 import models_pb2, models_pb2_grpc
+from protoserve.pooling.v1 import pooling_pb2, pooling_pb2_grpc
+from tests.audio_samples import pcm16, synthetic
+from tests.e2e.conftest import EMBED_MODEL
 
 pytestmark = pytest.mark.e2e
 
 LONG = {"max_tokens": 480, "ignore_eos": True, "temperature": 0}
 
 
-def engine_stats(grpc_channel) -> models_pb2.RuntimeStats:
+def engine_stats(grpc_channel, model: str = "demo") -> models_pb2.RuntimeStats:
     stub = models_pb2_grpc.ModelsServiceStub(grpc_channel)
-    return stub.GetModel(models_pb2.GetModelRequest(name="demo"), timeout=10).stats
+    return stub.GetModel(models_pb2.GetModelRequest(name=model), timeout=10).stats
 
 
-def wait_idle(grpc_channel, seconds: float = 5.0) -> models_pb2.RuntimeStats:
+def wait_idle(grpc_channel, seconds: float = 5.0, model: str = "demo") -> models_pb2.RuntimeStats:
     deadline = time.monotonic() + seconds
     while True:
-        stats = engine_stats(grpc_channel)
+        stats = engine_stats(grpc_channel, model)
         idle = stats.num_running == 0 and stats.num_waiting == 0
         if (idle and stats.kv_blocks_free == stats.kv_blocks_total) or time.monotonic() > deadline:
             return stats
@@ -114,3 +121,87 @@ def test_deadline_frees_the_request(servers, grpc_channel) -> None:
     stats = wait_idle(grpc_channel)
     assert stats.num_running == 0 and stats.kv_blocks_free == stats.kv_blocks_total
     assert finished_log(servers, "grpc-deadline")["finish_reasons"] == ["cancelled"]
+
+
+def test_stream_deadline_frees_the_request(servers, grpc_channel) -> None:
+    stub = generate_pb2_grpc.GenerateServiceStub(grpc_channel)
+    request = generate_pb2.ChatRequest(
+        messages=[chat_pb2.ChatMessage(role="user", content="Hi")],
+        stopping=params_pb2.StoppingParams(max_tokens=480, ignore_eos=True),
+    )
+    metadata = (("x-request-id", "stream-deadline"),)
+    with pytest.raises(grpc.RpcError) as error:
+        for _ in stub.ChatStream(request, metadata=metadata, timeout=0.5):
+            pass
+    assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    stats = wait_idle(grpc_channel)
+    assert stats.num_running == 0 and stats.kv_blocks_free == stats.kv_blocks_total
+    assert finished_log(servers, "stream-deadline")["finish_reasons"] == ["cancelled"]
+
+
+# -- pooling: one engine request per input, every one of them aborted -------------------
+# ~40 s of CPU work if it ran to the end; an abort ends it within a step.
+POOLING_INPUTS = [" ".join(f"word{i}" for i in range(60))] * 1000
+
+
+def _wait_busy(grpc_channel, model: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        stats = engine_stats(grpc_channel, model)
+        if stats.num_running + stats.num_waiting > 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the pooling requests never reached the engine")
+
+
+def test_grpc_cancel_of_a_pooling_request_aborts_every_input(servers, grpc_channel) -> None:
+    stub = pooling_pb2_grpc.PoolingServiceStub(grpc_channel)
+    request = pooling_pb2.EmbedRequest(
+        model=EMBED_MODEL, inputs=[pooling_pb2.PoolingInput(text=t) for t in POOLING_INPUTS]
+    )
+    future = stub.Embed.future(request, timeout=120)
+    _wait_busy(grpc_channel, EMBED_MODEL)
+    future.cancel()
+    stats = wait_idle(grpc_channel, seconds=15, model=EMBED_MODEL)
+    assert stats.num_running == stats.num_waiting == 0
+    assert future.cancelled()
+
+
+def test_rest_disconnect_of_a_pooling_request_aborts_every_input(servers, grpc_channel) -> None:
+    """The client gives up (a read timeout closes its connection) once the inputs are in
+    the engine."""
+    body = {"model": EMBED_MODEL, "input": POOLING_INPUTS}
+    url = f"{servers.http_url}/v1/embeddings"
+    with ThreadPoolExecutor(1) as pool:
+        reply = pool.submit(httpx.post, url, json=body, timeout=httpx.Timeout(60, read=8))
+        _wait_busy(grpc_channel, EMBED_MODEL)
+        with pytest.raises(httpx.ReadTimeout):
+            reply.result()
+    stats = wait_idle(grpc_channel, seconds=15, model=EMBED_MODEL)
+    assert stats.num_running == stats.num_waiting == 0
+
+
+# -- the realtime WebSocket --------------------------------------------------------------
+async def test_websocket_close_mid_utterance_frees_the_engine(speech_servers) -> None:
+    """The socket closes while an utterance is being transcribed (its first window done,
+    the next running): the StreamTranscribe call is cancelled, its engine request aborted."""
+    url = speech_servers.http_url.replace("http://", "ws://") + "/v1/realtime"
+    pcm = pcm16(synthetic(300.0))
+    async with websockets.connect(url, max_size=None) as ws:
+        session = json.loads(await ws.recv())["id"]
+        await ws.send(json.dumps({"type": "session.update", "model": "whisper", "language": "en"}))
+        for start in range(0, len(pcm), 32_000):  # 1 s appends
+            audio = base64.b64encode(pcm[start : start + 32_000]).decode()
+            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": audio}))
+        await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+        while (event := json.loads(await asyncio.wait_for(ws.recv(), 60)))["type"] != (
+            "transcription.delta"
+        ):
+            assert event["type"] != "error", event
+    with grpc.insecure_channel(speech_servers.grpc_target) as channel:
+        stats = await asyncio.to_thread(wait_idle, channel, 30.0, "whisper")
+    assert stats.num_running == stats.num_waiting == 0
+    assert stats.kv_blocks_free == stats.kv_blocks_total
+    lines = [line for line in speech_servers.log().splitlines() if session in line]
+    outcomes = [json.loads(line).get("outcome") for line in lines if '"outcome"' in line]
+    assert outcomes and outcomes[-1] == "cancelled", lines

@@ -313,3 +313,40 @@ GRPC_INVALID = [
 def test_unknown_route_is_openai_error_json(servers) -> None:
     reply = httpx.get(f"{servers.http_url}/v1/models/demo", timeout=10)
     assert_error(reply, 404, None)
+
+
+LONG_TEXT = "word " * 2000  # over both models' context (demo 512, MiniLM 256)
+
+
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/v1/completions", {"prompt": LONG_TEXT, "max_tokens": 2}),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": LONG_TEXT}]}),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": LONG_TEXT}], "stream": True},
+        ),  # fmt: skip
+        ("/generative_scoring", {"query": LONG_TEXT, "items": ["y"], "label_token_ids": [5]}),
+        ("/v1/embeddings", {"model": "all-MiniLM-L6-v2", "input": ["x", LONG_TEXT]}),
+        ("/pooling", {"model": "all-MiniLM-L6-v2", "input": LONG_TEXT}),
+        ("/score", {"model": "all-MiniLM-L6-v2", "text_1": "x", "text_2": LONG_TEXT}),
+        ("/rerank", {"model": "all-MiniLM-L6-v2", "query": LONG_TEXT, "documents": ["y"]}),
+    ],
+    ids=[
+        "completions",
+        "chat",
+        "chat-stream",
+        "generative-scoring",
+        "embeddings",
+        "pooling",
+        "score",
+        "rerank",
+    ],  # fmt: skip
+)
+def test_prompt_over_max_model_len_is_400_everywhere(servers, path: str, body: dict) -> None:
+    """A streaming request too: the bridge waits for the service to accept the call
+    before it sends its status line."""
+    error = assert_error(post(servers, path, json=body), 400, None)
+    assert "maximum context length" in error["message"], error
+    still_serving(servers)

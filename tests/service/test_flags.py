@@ -106,3 +106,53 @@ def test_bad_chat_flags_stop_the_server_at_startup(argv, message) -> None:
 
     with pytest.raises(SystemExit, match=message):
         service_config(resolve("serve", cli(["serve", "m", *argv]), env={}))
+
+
+def test_api_keys_repeated_comma_separated_or_from_the_environment() -> None:
+    from service.cli.launch import api_keys
+
+    argv = ["serve", "m", "--api-key", "a", "b,c", "--api-key", "d"]
+    assert api_keys(resolve("serve", cli(argv), env={})) == ("a", "b", "c", "d")
+    env = {"PROTOSERVE_API_KEY": "k1, k2,k3"}
+    assert api_keys(resolve("bridge", cli(["bridge"]), env=env)) == ("k1", "k2", "k3")
+    assert api_keys(resolve("grpc", cli(["grpc", "m"]), env={})) == ()
+
+
+def test_security_and_limit_flags_reach_the_configs(tmp_path) -> None:
+    from service.cli.launch import bridge_settings, service_config
+
+    argv = ["serve", "m", "--api-key", "k", "--grpc-ssl-certfile", "c.pem"]
+    argv += ["--grpc-ssl-keyfile", "k.pem", "--grpc-ssl-ca-certs", "ca.pem"]
+    argv += ["--grpc-ssl-client-auth", "--max-request-size", "2m", "--max-queued-requests", "3"]
+    config = service_config(resolve("serve", cli(argv), env={}))
+    assert config.api_keys == ("k",) and config.max_message_bytes == 2 << 20
+    assert config.tls is not None and config.tls.client_auth and config.tls.ca_certs == "ca.pem"
+    assert config.engine.max_queued_requests == 3
+    argv = ["bridge", "--grpc-target", "svc:443", "--grpc-target-ssl-ca-certs", "ca.pem"]
+    argv += ["--grpc-target-ssl-server-name", "svc.internal"]
+    env = {"PROTOSERVE_GRPC_API_KEY": "token"}
+    settings = bridge_settings(resolve("bridge", cli(argv), env=env))
+    assert settings.grpc_api_key == "token" and settings.grpc_tls.server_name == "svc.internal"
+    assert settings.max_request_bytes == 64 << 20 and settings.grpc_tls.certfile is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--grpc-ssl-certfile", "c.pem"],  # no key
+        ["--grpc-ssl-client-auth"],  # mTLS without TLS
+        ["--grpc-ssl-certfile", "c", "--grpc-ssl-keyfile", "k", "--grpc-ssl-client-auth"],
+    ],
+)
+def test_incomplete_grpc_tls_is_refused(argv: list[str]) -> None:
+    from service.cli.launch import service_config
+    from service.tls import server_credentials
+
+    with pytest.raises(SystemExit):
+        config = service_config(resolve("serve", cli(["serve", "m", *argv]), env={}))
+        server_credentials(config.tls)
+
+
+def test_max_queued_requests_must_be_positive() -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "m", "--max-queued-requests", "0"])
