@@ -1,17 +1,22 @@
-"""Certificates made at test time: a CA, a server certificate for 127.0.0.1 / localhost
-and a client certificate (mTLS), all signed by that CA, plus a client certificate from
-another CA (refused under mTLS). Made with the `openssl` command line (the `cryptography`
-package is not among the dependencies); without it the TLS tests skip (fail in CI)."""
+"""Certificates made at test time with the `cryptography` package: a CA, a server
+certificate for 127.0.0.1 / localhost and a client certificate (mTLS), both signed by
+that CA, plus a client certificate from another CA (refused under mTLS). EC P-256 keys,
+valid for two days, PEM files in the given directory."""
 
 from __future__ import annotations
 
-import subprocess
+import datetime
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.envoy.envoy_stack import require_tool
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-SERVER_NAMES = "subjectAltName=DNS:localhost,IP:127.0.0.1"
+SERVER_NAMES = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+VALID = datetime.timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -25,50 +30,78 @@ class Certificates:
     stranger_key: Path
 
 
+@dataclass(frozen=True)
+class _Issuer:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+
 def make_certificates(directory: Path) -> Certificates:
-    openssl = require_tool("openssl")
-    ca_cert, ca_key = _authority(openssl, directory, "ca")
-    other_cert, other_key = _authority(openssl, directory, "other-ca")
-    server = _leaf(openssl, directory, "server", (ca_cert, ca_key), SERVER_NAMES, "serverAuth")
-    client = _leaf(openssl, directory, "client", (ca_cert, ca_key), None, "clientAuth")
-    stranger = _leaf(openssl, directory, "stranger", (other_cert, other_key), None, "clientAuth")
-    return Certificates(ca_cert, *server, *client, *stranger)
+    ca, ca_path = _authority(directory, "ca")
+    other, _ = _authority(directory, "other-ca")
+    server = _leaf(directory, "server", ca, ExtendedKeyUsageOID.SERVER_AUTH, SERVER_NAMES)
+    client = _leaf(directory, "client", ca, ExtendedKeyUsageOID.CLIENT_AUTH)
+    stranger = _leaf(directory, "stranger", other, ExtendedKeyUsageOID.CLIENT_AUTH)
+    return Certificates(ca_path, *server, *client, *stranger)
 
 
-def _run(openssl: str, *args: str) -> None:
-    subprocess.run([openssl, *args], check=True, capture_output=True, timeout=60)
-
-
-def _authority(openssl: str, directory: Path, name: str) -> tuple[Path, Path]:
-    cert, key = directory / f"{name}.pem", directory / f"{name}-key.pem"
-    _run(
-        openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj",
-        f"/CN=protoserve test {name}", "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+def _authority(directory: Path, name: str) -> tuple[_Issuer, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = _name(f"protoserve test {name}")
+    usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+        encipher_only=False, decipher_only=False,
     )  # fmt: skip
-    return cert, key
+    cert = (
+        _builder(subject, subject, key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    _write(directory, name, cert, key)
+    return _Issuer(cert, key), directory / f"{name}.pem"
 
 
 def _leaf(
-    openssl: str,
-    directory: Path,
-    name: str,
-    issuer: tuple[Path, Path],
-    names: str | None,
-    usage: str,
-) -> tuple[Path, Path]:
-    cert, key, csr = (directory / f"{name}{s}.pem" for s in ("", "-key", "-csr"))
-    extensions = directory / f"{name}.ext"
-    lines = ["basicConstraints=CA:FALSE", f"extendedKeyUsage={usage}"]
-    extensions.write_text("\n".join([*lines, *([names] if names else [])]) + "\n")
-    _run(
-        openssl, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}",
-    )  # fmt: skip
-    _run(
-        openssl, "x509", "-req", "-in", str(csr), "-CA", str(issuer[0]), "-CAkey",
-        str(issuer[1]), "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile",
-        str(extensions),
-    )  # fmt: skip
-    return cert, key
+    directory: Path, name: str, issuer: _Issuer, usage: x509.ObjectIdentifier,
+    names: list[x509.GeneralName] | None = None,
+) -> tuple[Path, Path]:  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        _builder(_name(name), issuer.cert.subject, key.public_key())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    _write(directory, name, builder.sign(issuer.key, hashes.SHA256()), key)
+    return directory / f"{name}.pem", directory / f"{name}-key.pem"
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public_key) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + VALID)
+    )
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _write(directory: Path, name: str, cert: x509.Certificate, key) -> None:
+    (directory / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / f"{name}-key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
