@@ -41,7 +41,6 @@ async def _embed(request: Request, message: pb.EmbedRequest, request_id: str) ->
 async def create_embeddings(request: Request):
     req = await parse_json(request, EmbeddingRequest)
     req.check_removed_fields()
-    tensors.check_dtype(req.embed_dtype)
     request_id = convert.request_id(request, req.request_id)
     message = pb.EmbedRequest(
         model=req.model or "",
