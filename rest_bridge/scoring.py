@@ -174,8 +174,18 @@ async def create_rerank(request: Request) -> dict:
             "total_tokens": reply.usage.total_tokens,
         },  # fmt: skip
         "results": results,
-        "meta": {"api_version": {"version": version}, "billed_units": {"search_units": 1}},
+        "meta": {
+            "api_version": {"version": version},
+            "billed_units": {"search_units": search_units(len(req.documents))},
+        },
     }
+
+
+def search_units(num_documents: int) -> int:
+    """Cohere bills one search unit per query with up to 100 documents, a document longer
+    than its context counting once per chunk. Documents are scored whole here (truncated
+    or refused, never chunked), so each counts once: ceil(documents / 100), at least 1."""
+    return max(1, -(-num_documents // 100))
 
 
 class GenerativeScoreRequest(BaseModel):
