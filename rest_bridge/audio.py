@@ -130,12 +130,12 @@ async def _speech_to_text(request: Request, task: str):
     transcribe = task == "transcribe"
     if form.stream:
         call = (client.audio.TranscribeStream if transcribe else client.audio.TranslateStream)(
-            message, metadata=metadata(request_id)
+            message, metadata=metadata(request_id, request)
         )
         chunks = _chunks(form, audio_formats.ChunkMaker(task, request_id), calls.stream(call))
         return StreamingResponse(sse.event_stream(chunks), media_type=sse.MEDIA_TYPE)
     rpc = client.audio.Transcribe if transcribe else client.audio.Translate
-    [reply] = await calls.unary(request, [rpc(message, metadata=metadata(request_id))])
+    [reply] = await calls.unary(request, [rpc(message, metadata=metadata(request_id, request))])
     return audio_formats.render(form.response_format, task, reply)
 
 

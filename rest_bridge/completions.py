@@ -97,7 +97,7 @@ async def create_completion(request: Request):
     client: GrpcClient = request.app.state.grpc
     if req.stream:
         calls_ = [
-            calls.stream(client.generate.GenerateStream(m, metadata=metadata(i)))
+            calls.stream(client.generate.GenerateStream(m, metadata=metadata(i, request)))
             for m, i in zip(messages, ids, strict=True)
         ]
         chunks = _stream_chunks(req, f"cmpl-{base_id}", calls_)
@@ -105,7 +105,7 @@ async def create_completion(request: Request):
     responses = await calls.unary(
         request,
         [
-            client.generate.Generate(m, metadata=metadata(i))
+            client.generate.Generate(m, metadata=metadata(i, request))
             for m, i in zip(messages, ids, strict=True)
         ],
     )

@@ -33,7 +33,7 @@ class EmbeddingRequest(InputFields):
 async def _embed(request: Request, message: pb.EmbedRequest, request_id: str) -> pb.EmbedResponse:
     client: GrpcClient = request.app.state.grpc
     [reply] = await calls.unary(
-        request, [client.pooling.Embed(message, metadata=metadata(request_id))]
+        request, [client.pooling.Embed(message, metadata=metadata(request_id, request))]
     )
     return reply
 

@@ -217,7 +217,7 @@ async def create_pooling(request: Request) -> dict:
     )
     client: GrpcClient = request.app.state.grpc
     [reply] = await calls.unary(
-        request, [client.pooling.Pool(message, metadata=metadata(request_id))]
+        request, [client.pooling.Pool(message, metadata=metadata(request_id, request))]
     )
     return {
         "id": f"pooling-{request_id}",
@@ -249,7 +249,7 @@ async def create_classify(request: Request) -> dict:
     )
     client: GrpcClient = request.app.state.grpc
     [reply] = await calls.unary(
-        request, [client.pooling.Classify(message, metadata=metadata(request_id))]
+        request, [client.pooling.Classify(message, metadata=metadata(request_id, request))]
     )
     return {
         "id": f"classify-{request_id}",

@@ -120,7 +120,7 @@ async def create_score(request: Request) -> dict:
     )
     client: GrpcClient = request.app.state.grpc
     [reply] = await calls.unary(
-        request, [client.scoring.Score(message, metadata=metadata(request_id))]
+        request, [client.scoring.Score(message, metadata=metadata(request_id, request))]
     )
     return {
         "id": f"score-{request_id}",
@@ -156,7 +156,7 @@ async def create_rerank(request: Request) -> dict:
     )
     client: GrpcClient = request.app.state.grpc
     [reply] = await calls.unary(
-        request, [client.scoring.Rerank(message, metadata=metadata(request_id))]
+        request, [client.scoring.Rerank(message, metadata=metadata(request_id, request))]
     )
     results = []
     for result in reply.results:
@@ -226,7 +226,7 @@ async def create_generative_score(request: Request) -> dict:
         request_id=request_id,
     )
     client: GrpcClient = request.app.state.grpc
-    call = client.scoring.GenerativeScore(message, metadata=metadata(request_id))
+    call = client.scoring.GenerativeScore(message, metadata=metadata(request_id, request))
     [reply] = await calls.unary(request, [call])
     return {
         "id": f"score-{request_id}",
