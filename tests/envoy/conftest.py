@@ -54,7 +54,8 @@ def front(
     classifier = build("bert_classifier", tmp_path_factory.mktemp("envoy-models"), seed=3)
     models = (f"{EMBED_MODEL}={minilm_dir()}", f"{CLASSIFIER}={classifier.path}",
               f"{SPEECH_MODEL}={whisper_model_dir}")  # fmt: skip
-    serve = Serve.start(demo_model_dir, envoy_logs, "--max-model-len", "512", models=models)
+    # 448: the tiny Whisper's decoder length (a larger --max-model-len is refused for it).
+    serve = Serve.start(demo_model_dir, envoy_logs, "--max-model-len", "448", models=models)
     envoy = None
     try:
         envoy = Envoy.start(
