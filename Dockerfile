@@ -1,8 +1,18 @@
-# protoserve: CPU image by default.
+# protoserve: CPU image by default, with the `audio` extra (PyAV and soxr: their wheels
+# bundle FFmpeg and libsoxr, so the image needs no system packages for speech).
 #   docker build -t protoserve .
 # CUDA: another base (Python is installed into it), the CUDA torch wheels, the gpu extra:
-#   docker build -t protoserve:cuda --build-arg BASE=nvidia/cuda:12.8.1-runtime-ubuntu24.04 \
-#       --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 --build-arg EXTRAS=gpu .
+#   docker build -t protoserve:cuda --build-arg BASE=nvidia/cuda:12.8.1-devel-ubuntu24.04 \
+#       --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 \
+#       --build-arg EXTRAS=audio,gpu .
+# Why -devel and not -runtime: flashinfer compiles its attention kernels just in time, on
+# first use, with nvcc and the CUDA headers, into ~/.cache/flashinfer; a -runtime base has
+# neither, so the first CUDA forward pass would fail there. Either keep a -devel base (as
+# above; the home of uid 10001 holds the cache), or install flashinfer's precompiled
+# kernels (its jit-cache / cubin wheels for this CUDA and torch) into the venv.
+# On CPU the paged-decode kernel (engine/attention/csrc) is also built on first use, with
+# gcc, which the slim base lacks: the engine then logs the reason and uses SDPA (slower
+# decode, same results). Add gcc to the final stage to get the kernel.
 # The build stage installs into /opt/venv and writes the demo model and Envoy's descriptor
 # set (/opt/protoserve/protoserve.binpb, read by deploy/gateway.yaml); the final stage
 # copies those and runs as uid 10001. Commands: serve (default), grpc, bridge.
@@ -10,7 +20,7 @@ ARG BASE=python:3.11-slim
 
 FROM ${BASE} AS build
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-ARG EXTRAS=
+ARG EXTRAS=audio
 RUN command -v python3 >/dev/null || (apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*)

@@ -1,6 +1,7 @@
 """Speech benchmark: real-time factor and commit-to-first-delta latency on the tiny Whisper.
 
     python -m benchmarks.audio_bench [--model DIR] [--runs 3] [--threads N] [--out-dir DIR]
+        [--short-seconds 10] [--long-seconds 60] [--concurrency 8] [--stream-seconds 3]
 
 Starts `protoserve serve` (the speech demo model unless --model) on free ports and
 measures, each `--runs` times (median and [min, max] reported):
@@ -125,11 +126,13 @@ async def _ws_latency(url: str, pcm: bytes) -> tuple[float, float]:
 
 
 # -- the run -------------------------------------------------------------------------------
-async def _measure(server, model_dir: Path, runs: int) -> dict:
-    source, ten = _audio(10.0)
-    _, sixty = _audio(60.0)
+async def _measure(server, model_dir: Path, args: argparse.Namespace) -> dict:
+    """Clip lengths from the command line (defaults: 10 s, 60 s, 8 concurrent, 3 s)."""
+    short, long, many = args.short_seconds, args.long_seconds, args.concurrency
+    source, ten = _audio(short)
+    _, sixty = _audio(long)
     ten_file, sixty_file = encode(ten, "wav"), encode(sixty, "wav")
-    pcm = pcm16(_audio(3.0)[1])
+    pcm = pcm16(_audio(args.stream_seconds)[1])
     results: dict[str, list[float]] = {}
 
     def add(key: str, value: float) -> None:
@@ -137,11 +140,12 @@ async def _measure(server, model_dir: Path, runs: int) -> dict:
 
     async with grpc.aio.insecure_channel(server.grpc_target) as channel:
         stub = audio_pb2_grpc.AudioServiceStub(channel)
-        await _rtf(stub, *ten_file, 10.0)  # warm-up
-        for _ in range(runs):
-            add("rtf_10s", await _rtf(stub, *ten_file, 10.0))
-            add("rtf_60s_long_form", await _rtf(stub, *sixty_file, 60.0))
-            add("rtf_8x10s_concurrent", await _rtf(stub, *ten_file, 10.0, concurrent=8))
+        await _rtf(stub, *ten_file, short)  # warm-up
+        for _ in range(args.runs):
+            add(f"rtf_{short:g}s", await _rtf(stub, *ten_file, short))
+            add(f"rtf_{long:g}s_long_form", await _rtf(stub, *sixty_file, long))
+            add(f"rtf_{many}x{short:g}s_concurrent",
+                await _rtf(stub, *ten_file, short, concurrent=many))  # fmt: skip
             first, done = await _grpc_latency(stub, pcm)
             add("grpc_commit_to_first_delta_s", first)
             add("grpc_commit_to_result_s", done)
@@ -150,7 +154,7 @@ async def _measure(server, model_dir: Path, runs: int) -> dict:
             add("ws_commit_to_first_delta_s", first)
             add("ws_commit_to_done_s", done)
     # The baseline, after the server's runs (never overlapping them).
-    results["hf_generate_rtf_10s"] = _hf_rtfs(model_dir, ten, 10.0, runs)
+    results[f"hf_generate_rtf_{short:g}s"] = _hf_rtfs(model_dir, ten, short, args.runs)
     return {"audio": source, "raw": results, "summary": {k: spread(v) for k, v in results.items()}}
 
 
@@ -168,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (both sides)")
     parser.add_argument("--out-dir")
+    parser.add_argument("--short-seconds", type=float, default=10.0, help="the one-window clip")
+    parser.add_argument("--long-seconds", type=float, default=60.0, help="the long-form clip")
+    parser.add_argument("--concurrency", type=int, default=8, help="short clips at once")
+    parser.add_argument("--stream-seconds", type=float, default=3.0,
+                        help="audio sent before the timed commit")  # fmt: skip
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -181,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
             "protoserve", command, f"http://127.0.0.1:{http}", f"127.0.0.1:{grpc_port}",
             MODEL, out, timeout=300, env=env,
         ) as server:  # fmt: skip
-            measured = asyncio.run(_measure(server, model_dir, args.runs))
-    report = {"model": str(args.model or "demo whisper"), "runs": args.runs, **measured}
+            measured = asyncio.run(_measure(server, model_dir, args))
+    report = {"model": str(args.model or "demo whisper"), "runs": args.runs,
+              "short_seconds": args.short_seconds, **measured}  # fmt: skip
     write_json(out / "results.json", {**report, "machine": machine_info()})
     _print(report)
     print(f"\nresults: {out / 'results.json'}")
@@ -193,9 +203,9 @@ def _print(report: dict) -> None:
     print(f"audio: {report['audio']}; {report['runs']} runs; median [min, max]")
     for key, stats in report["summary"].items():
         print(f"  {key:32s} {stats['median']:8.4f}  [{stats['min']:.4f}, {stats['max']:.4f}]")
-    summary = report["summary"]
-    ratio = summary["hf_generate_rtf_10s"]["median"] / summary["rtf_10s"]["median"]
-    print(f"  transformers generate RTF / protoserve RTF (10 s clip): {ratio:.2f}x")
+    summary, short = report["summary"], report["short_seconds"]
+    ratio = summary[f"hf_generate_rtf_{short:g}s"]["median"] / summary[f"rtf_{short:g}s"]["median"]
+    print(f"  transformers generate RTF / protoserve RTF ({short:g} s clip): {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ process per run (its peak RSS is its own). protoserve serves the model with
 `protoserve serve` (service + bridge processes) and gets every sentence in one request;
 its engine batches them by length. Runs alternate baseline / protoserve; the report gives
 medians (and min / max) of sentences/s, the ratio of the medians, the peak RSS of each
-side, and the largest difference between the two sides' vectors."""
+side, the largest difference between the two sides' vectors, and whether the ratio meets
+the target (TARGET_RATIO: protoserve end to end >= 1.5x the baseline's sentences/s) —
+recorded as `target` in results.json and printed as PASS / FAIL."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from benchmarks.machine import machine_info, results_dir, versions, write_json
 
 SERVED_NAME = "all-MiniLM-L6-v2"
 CHECKED = 32  # vectors compared between the two sides
+TARGET_RATIO = 1.5  # issue 6's acceptance: protoserve / transformers sentences/s (medians)
 
 
 def model_dir() -> Path:
@@ -213,6 +216,7 @@ def summarise(texts, baseline, ours, memory, args, threads) -> dict:
         return {"median": median(values), "min": min(values), "max": max(values), "runs": values}
 
     ours_rate, base_rate = rates(ours), rates(baseline)
+    ratio = ours_rate["median"] / base_rate["median"]
     difference = max(
         abs(a - b)
         for ours_vec, base_vec in zip(ours[-1]["vectors"], baseline[-1]["vectors"], strict=True)
@@ -224,7 +228,8 @@ def summarise(texts, baseline, ours, memory, args, threads) -> dict:
                    "prompt_tokens": ours[-1]["prompt_tokens"], "seed": args.seed},
         "protoserve_sentences_per_s": ours_rate,
         "transformers_sentences_per_s": base_rate,
-        "ratio_of_medians": ours_rate["median"] / base_rate["median"],
+        "ratio_of_medians": ratio,
+        "target": {"ratio_of_medians_at_least": TARGET_RATIO, "met": ratio >= TARGET_RATIO},
         "peak_rss_mib": {"protoserve": memory,
                          "transformers": max(r["peak_rss_mib"] or 0 for r in baseline)},
         "max_abs_difference_first_vectors": difference,
@@ -238,7 +243,10 @@ def print_report(report: dict) -> None:
     for name in ("protoserve", "transformers"):
         r = report[f"{name}_sentences_per_s"]
         print(f"  {name:<13} {r['median']:8.1f} sentences/s  [{r['min']:.1f}, {r['max']:.1f}]")
-    print(f"  ratio (medians): {report['ratio_of_medians']:.2f}x")
+    target = report["target"]
+    verdict = "PASS" if target["met"] else "FAIL"
+    print(f"  ratio (medians): {report['ratio_of_medians']:.2f}x — {verdict} "
+          f"(target >= {target['ratio_of_medians_at_least']}x)")  # fmt: skip
     memory = report["peak_rss_mib"]
     print(f"  peak RSS: protoserve service {memory['protoserve']['service']:.0f} MiB"
           f" + bridge {memory['protoserve']['bridge'] or 0:.0f} MiB;"

@@ -57,9 +57,10 @@ class TranscriptionForm(BaseModel):
     request_id: str | None = None
 
     def check(self) -> None:
-        """What protobuf cannot carry, or the bridge alone knows, is refused here."""
-        if "word" in self.timestamp_granularities:
-            raise bad_request("Word timestamps are not supported.", GRANULARITIES)
+        """What protobuf cannot carry, or the bridge alone knows, is refused here.
+        `timestamp_granularities` "word" is accepted as vLLM does: segment timestamps only
+        (`words` stays null). `include_stop_str_in_output` changes nothing: transcription
+        has no stop strings (and EOS is never text)."""
         if self.timestamp_granularities and self.response_format != "verbose_json":
             raise bad_request(
                 "timestamp_granularities requires response_format=verbose_json.", GRANULARITIES
@@ -68,17 +69,18 @@ class TranscriptionForm(BaseModel):
             raise bad_request(
                 f"response_format={self.response_format} does not support streaming.", "stream"
             )
-        if (self.stream_include_usage or self.stream_continuous_usage_stats) and not self.stream:
+        for name in ("stream_include_usage", "stream_continuous_usage_stats"):
+            if getattr(self, name) and not self.stream:
+                raise bad_request("Stream options can only be defined when `stream=True`.", name)
+        if self.hotwords:
             raise bad_request(
-                "Stream options can only be defined when `stream=True`.", "stream_include_usage"
+                "`hotwords` is not supported: Whisper has no hotword biasing (use `prompt`).",
+                "hotwords",
             )
-        for name in ("hotwords", "vllm_xargs", "stream_continuous_usage_stats"):
-            if getattr(self, name):
-                raise bad_request(f"`{name}` is not supported by this server.", name)
-        if self.include_stop_str_in_output:
+        if self.vllm_xargs:
             raise bad_request(
-                "`include_stop_str_in_output` has no meaning here: there are no stop strings.",
-                "include_stop_str_in_output",
+                "`vllm_xargs` is not supported: this server runs no custom logits processors.",
+                "vllm_xargs",
             )
 
     def message(self, audio: bytes, filename: str, request_id: str) -> pb.TranscribeRequest:
@@ -128,12 +130,12 @@ async def _speech_to_text(request: Request, task: str):
     transcribe = task == "transcribe"
     if form.stream:
         call = (client.audio.TranscribeStream if transcribe else client.audio.TranslateStream)(
-            message, metadata=metadata(request_id)
+            message, metadata=metadata(request_id, request)
         )
         chunks = _chunks(form, audio_formats.ChunkMaker(task, request_id), calls.stream(call))
         return StreamingResponse(sse.event_stream(chunks), media_type=sse.MEDIA_TYPE)
     rpc = client.audio.Transcribe if transcribe else client.audio.Translate
-    [reply] = await calls.unary(request, [rpc(message, metadata=metadata(request_id))])
+    [reply] = await calls.unary(request, [rpc(message, metadata=metadata(request_id, request))])
     return audio_formats.render(form.response_format, task, reply)
 
 
@@ -174,13 +176,18 @@ def _check_size(request: Request, upload: UploadFile) -> None:
 async def _chunks(
     form: TranscriptionForm, maker: audio_formats.ChunkMaker, messages: AsyncIterator
 ) -> AsyncIterator[dict]:
+    """Deltas, the finish chunk, the usage chunk; with stream_continuous_usage_stats every
+    chunk also carries the running usage."""
     result: pb.TranscribeResponse | None = None
+    running = form.stream_continuous_usage_stats
     async for message in messages:
         maker.model = message.model
         if message.WhichOneof("event") == "delta":
-            yield maker.chunk(message.delta.text)
+            delta = message.delta
+            yield maker.chunk(delta.text, usage=delta.usage if running else None)
         else:
             result = message.result
-    yield maker.chunk("", finish_reason="stop")
+    final = result.usage.tokens if running and result is not None else None
+    yield maker.chunk("", finish_reason="stop", usage=final)
     if form.stream_include_usage and result is not None:
         yield maker.usage_chunk(result.usage)

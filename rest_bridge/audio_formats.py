@@ -99,25 +99,28 @@ class ChunkMaker:
         self.created = convert.now()
         self.model = ""
 
-    def chunk(self, content: str, finish_reason: str | None = None) -> dict:
-        return {
+    def chunk(self, content: str, finish_reason: str | None = None, usage=None) -> dict:
+        """A delta chunk; `usage` (running token counts) only with continuous usage."""
+        body = {
             **self._header(),
             "choices": [
                 {"delta": {"content": content}, "finish_reason": finish_reason, "stop_reason": None}
             ],
         }
+        if usage is not None:
+            body["usage"] = _token_usage(usage)
+        return body
 
     def usage_chunk(self, usage: pb.AudioUsage) -> dict:
-        tokens = usage.tokens
-        return {
-            **self._header(),
-            "choices": [],
-            "usage": {
-                "prompt_tokens": tokens.prompt_tokens,
-                "completion_tokens": tokens.completion_tokens,
-                "total_tokens": tokens.total_tokens,
-            },
-        }
+        return {**self._header(), "choices": [], "usage": _token_usage(usage.tokens)}
 
     def _header(self) -> dict:
         return {"id": self.id, "object": self.object, "created": self.created, "model": self.model}
+
+
+def _token_usage(tokens) -> dict:
+    return {
+        "prompt_tokens": tokens.prompt_tokens,
+        "completion_tokens": tokens.completion_tokens,
+        "total_tokens": tokens.total_tokens,
+    }

@@ -110,12 +110,12 @@ async def create_chat_completion(request: Request):
     message = _grpc_request(req, request_id)
     client: GrpcClient = request.app.state.grpc
     if req.stream:
-        call = client.generate.ChatStream(message, metadata=metadata(request_id))
-        call = calls.stream(await calls.opened(call))
+        rpc = client.generate.ChatStream(message, metadata=metadata(request_id, request))
+        call = calls.stream(await calls.opened(rpc))
         chunks = _stream_chunks(req, f"chatcmpl-{request_id}", call)
         return StreamingResponse(sse.event_stream(chunks), media_type=sse.MEDIA_TYPE)
     [response] = await calls.unary(
-        request, [client.generate.Chat(message, metadata=metadata(request_id))]
+        request, [client.generate.Chat(message, metadata=metadata(request_id, request))]
     )
     return JSONResponse(_response(req, f"chatcmpl-{request_id}", response))
 

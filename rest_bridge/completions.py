@@ -99,7 +99,7 @@ async def create_completion(request: Request):
     if req.stream:
         started = await calls.opened_all(
             [
-                client.generate.GenerateStream(m, metadata=metadata(i))
+                client.generate.GenerateStream(m, metadata=metadata(i, request))
                 for m, i in zip(messages, ids, strict=True)
             ]
         )
@@ -109,7 +109,7 @@ async def create_completion(request: Request):
     responses = await calls.unary(
         request,
         [
-            client.generate.Generate(m, metadata=metadata(i))
+            client.generate.Generate(m, metadata=metadata(i, request))
             for m, i in zip(messages, ids, strict=True)
         ],
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
+import grpc
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,7 +15,7 @@ from protoserve.common.v1 import params_pb2
 from protoserve.pooling.v1 import pooling_pb2 as pb
 from rest_bridge import calls, convert, tensors
 from rest_bridge.body import parse_json
-from rest_bridge.errors import bad_request
+from rest_bridge.errors import bad_request, from_grpc
 from rest_bridge.grpc_client import GrpcClient, metadata
 from rest_bridge.pooling import InputFields, encoded, usage
 from rest_bridge.sampling import Int32, Int64
@@ -32,7 +33,7 @@ class EmbeddingRequest(InputFields):
 async def _embed(request: Request, message: pb.EmbedRequest, request_id: str) -> pb.EmbedResponse:
     client: GrpcClient = request.app.state.grpc
     [reply] = await calls.unary(
-        request, [client.pooling.Embed(message, metadata=metadata(request_id))]
+        request, [client.pooling.Embed(message, metadata=metadata(request_id, request))]
     )
     return reply
 
@@ -41,7 +42,6 @@ async def _embed(request: Request, message: pb.EmbedRequest, request_id: str) ->
 async def create_embeddings(request: Request):
     req = await parse_json(request, EmbeddingRequest)
     req.check_removed_fields()
-    tensors.check_dtype(req.embed_dtype)
     request_id = convert.request_id(request, req.request_id)
     message = pb.EmbedRequest(
         model=req.model or "",
@@ -179,7 +179,14 @@ async def cohere_embed(request: Request) -> dict:
         dimensions=req.output_dimension,
         input_type=req.input_type or "",
     )
-    reply = await _embed(request, message, request_id)
+    try:
+        reply = await _embed(request, message, request_id)
+    except grpc.aio.AioRpcError as exc:  # truncate "NONE" + max_tokens: Cohere's name for it
+        error = from_grpc(exc)
+        if error.param != "max_input_tokens":
+            raise
+        error.param = "max_tokens"
+        raise error from exc
     values = [tensors.array(item.embedding) for item in reply.data]
     return {
         "id": f"embd-{request_id}",

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from starlette.requests import HTTPConnection
 
 from protoserve.audio.v1 import audio_pb2_grpc
 from protoserve.generate.v1 import generate_pb2_grpc
@@ -70,5 +71,15 @@ class GrpcClient:
         await self.channel.close()
 
 
-def metadata(request_id: str) -> tuple[tuple[str, str], ...]:
-    return (("x-request-id", request_id),)
+# HTTP headers passed on as gRPC metadata: x-session-id is what Envoy's RING_HASH pool
+# hashes on (envoy/), so an OpenAI client's session keeps its replica (prefix cache).
+FORWARDED_HEADERS = ("x-session-id",)
+
+
+def metadata(request_id: str, request: HTTPConnection | None = None) -> tuple[tuple[str, str], ...]:
+    """x-request-id, plus the FORWARDED_HEADERS the HTTP request carries."""
+    pairs = [("x-request-id", request_id)]
+    if request is not None:
+        pairs += [(name, request.headers[name]) for name in FORWARDED_HEADERS
+                  if request.headers.get(name)]  # fmt: skip
+    return tuple(pairs)

@@ -42,9 +42,16 @@ class PoolingFields(BaseModel):
     priority: Int64 = 0
     cache_salt: str | None = None
     use_activation: bool | None = None
+    # vLLM fields this server refuses when set (check_unsupported_fields), never ignores.
+    padding: Literal["max_length", "do_not_pad"] | None = None
+    mm_processor_kwargs: dict[str, Any] | None = None
+    media_io_kwargs: dict[str, Any] | None = None
+    late_chunking_params: dict[str, Any] | None = None
 
     def check_removed_fields(self) -> None:
-        """`normalize` was replaced by use_activation; task "score" / "encode" are gone."""
+        """`normalize` was replaced by use_activation; task "score" / "encode" are gone.
+        Then the fields this server does not implement (check_unsupported_fields)."""
+        self.check_unsupported_fields()
         extra = self.model_extra or {}
         if "normalize" in extra:
             raise bad_request(
@@ -56,6 +63,27 @@ class PoolingFields(BaseModel):
                 f"task {task!r} is no longer supported: use the /score or /pooling endpoints "
                 "with a supported task.",
                 "task",
+            )
+
+    def check_unsupported_fields(self) -> None:
+        """Inputs are never padded (the engine batches them by length, attention masks
+        make padding invisible), the served pooling models take text only, and late
+        chunking is not implemented: a request that sets these gets a 400 naming them."""
+        if self.padding == "max_length":
+            raise bad_request(
+                "padding='max_length' is not supported: inputs are batched by length and "
+                "never padded (use 'do_not_pad' or leave it unset).",
+                "padding",
+            )
+        for name in ("mm_processor_kwargs", "media_io_kwargs"):
+            if getattr(self, name):
+                raise bad_request(
+                    f"`{name}` is not supported: the pooling models served here take text only.",
+                    name,
+                )
+        if self.late_chunking_params is not None:
+            raise bad_request(
+                "`late_chunking_params` is not supported by this server.", "late_chunking_params"
             )
 
     def options(self, request_id: str, add_special_tokens: bool | None = None) -> pb.PoolingOptions:
@@ -179,7 +207,6 @@ async def create_pooling(request: Request) -> dict:
         raise bad_request("IO-processor plugins are not supported by this server.", "task")
     if req.task not in _TASKS:
         raise bad_request(f"task must be one of {sorted(k for k in _TASKS if k)}.", "task")
-    tensors.check_dtype(req.embed_dtype)
     request_id = convert.request_id(request, req.request_id)
     message = pb.PoolRequest(
         model=req.model or "",
@@ -190,7 +217,7 @@ async def create_pooling(request: Request) -> dict:
     )
     client: GrpcClient = request.app.state.grpc
     [reply] = await calls.unary(
-        request, [client.pooling.Pool(message, metadata=metadata(request_id))]
+        request, [client.pooling.Pool(message, metadata=metadata(request_id, request))]
     )
     return {
         "id": f"pooling-{request_id}",
@@ -222,7 +249,7 @@ async def create_classify(request: Request) -> dict:
     )
     client: GrpcClient = request.app.state.grpc
     [reply] = await calls.unary(
-        request, [client.pooling.Classify(message, metadata=metadata(request_id))]
+        request, [client.pooling.Classify(message, metadata=metadata(request_id, request))]
     )
     return {
         "id": f"classify-{request_id}",

@@ -26,7 +26,9 @@ async def create_response(request: Request):
     message = grpc_request(req, request_id)
     client: GrpcClient = request.app.state.grpc
     if req.stream:
-        call = client.responses.CreateResponseStream(message, metadata=metadata(request_id))
+        call = client.responses.CreateResponseStream(
+            message, metadata=metadata(request_id, request)
+        )
         events = calls.stream(call)
         # The first event comes once the service has accepted the request, so a refused
         # request is a real 4xx here rather than an error event after a 200.
@@ -34,7 +36,7 @@ async def create_response(request: Request):
         payloads = _payloads(first, events)
         return StreamingResponse(sse.typed_event_stream(payloads), media_type=sse.MEDIA_TYPE)
     [response] = await calls.unary(
-        request, [client.responses.CreateResponse(message, metadata=metadata(request_id))]
+        request, [client.responses.CreateResponse(message, metadata=metadata(request_id, request))]
     )
     return JSONResponse(response_json(response))
 

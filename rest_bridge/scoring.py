@@ -120,7 +120,7 @@ async def create_score(request: Request) -> dict:
     )
     client: GrpcClient = request.app.state.grpc
     [reply] = await calls.unary(
-        request, [client.scoring.Score(message, metadata=metadata(request_id))]
+        request, [client.scoring.Score(message, metadata=metadata(request_id, request))]
     )
     return {
         "id": f"score-{request_id}",
@@ -156,7 +156,7 @@ async def create_rerank(request: Request) -> dict:
     )
     client: GrpcClient = request.app.state.grpc
     [reply] = await calls.unary(
-        request, [client.scoring.Rerank(message, metadata=metadata(request_id))]
+        request, [client.scoring.Rerank(message, metadata=metadata(request_id, request))]
     )
     results = []
     for result in reply.results:
@@ -174,8 +174,18 @@ async def create_rerank(request: Request) -> dict:
             "total_tokens": reply.usage.total_tokens,
         },  # fmt: skip
         "results": results,
-        "meta": {"api_version": {"version": version}, "billed_units": {"search_units": 1}},
+        "meta": {
+            "api_version": {"version": version},
+            "billed_units": {"search_units": search_units(len(req.documents))},
+        },
     }
+
+
+def search_units(num_documents: int) -> int:
+    """Cohere bills one search unit per query with up to 100 documents, a document longer
+    than its context counting once per chunk. Documents are scored whole here (truncated
+    or refused, never chunked), so each counts once: ceil(documents / 100), at least 1."""
+    return max(1, -(-num_documents // 100))
 
 
 class GenerativeScoreRequest(BaseModel):
@@ -216,7 +226,7 @@ async def create_generative_score(request: Request) -> dict:
         request_id=request_id,
     )
     client: GrpcClient = request.app.state.grpc
-    call = client.scoring.GenerativeScore(message, metadata=metadata(request_id))
+    call = client.scoring.GenerativeScore(message, metadata=metadata(request_id, request))
     [reply] = await calls.unary(request, [call])
     return {
         "id": f"score-{request_id}",

@@ -1,6 +1,6 @@
 """Pooled tensors (protobuf `Tensor`) as JSON: nested float lists, base64 or raw bytes of
-float32 / float16 / bfloat16 in a chosen byte order, and Cohere's int8 / uint8 /
-binary / ubinary quantisations. numpy only (the bridge never imports torch)."""
+float32 / float16 / bfloat16 / fp8 (E4M3, E5M2) in a chosen byte order, and Cohere's
+int8 / uint8 / binary / ubinary quantisations. numpy only (the bridge never imports torch)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ from typing import Literal
 import numpy as np
 
 from protoserve.pooling.v1 import pooling_pb2
-from rest_bridge.errors import bad_request
+from rest_bridge import fp8
 
 EmbedDtype = Literal["float32", "float16", "bfloat16", "fp8_e4m3", "fp8_e5m2"]
 Endianness = Literal["native", "big", "little"]
-_UNSUPPORTED_DTYPES = ("fp8_e4m3", "fp8_e5m2")
 
 
 def array(value: pooling_pb2.Tensor) -> np.ndarray:
@@ -28,18 +27,11 @@ def as_floats(value: pooling_pb2.Tensor) -> list:
     return array(value).tolist()
 
 
-def check_dtype(embed_dtype: str) -> None:
-    if embed_dtype in _UNSUPPORTED_DTYPES:
-        raise bad_request(
-            f"embed_dtype {embed_dtype!r} is not supported by this server; use float32, "
-            "float16 or bfloat16.",
-            "embed_dtype",
-        )
-
-
 def to_bytes(values: np.ndarray, embed_dtype: str, endianness: str) -> bytes:
-    """The array's raw bytes in embed_dtype and byte order ("native" = this host's)."""
-    check_dtype(embed_dtype)
+    """The array's raw bytes in embed_dtype and byte order ("native" = this host's; one
+    byte per fp8 value has no order)."""
+    if embed_dtype in fp8.FORMATS:
+        return fp8.to_fp8(values, embed_dtype).tobytes()
     if embed_dtype == "bfloat16":
         out = _bfloat16_bits(values)
     else:

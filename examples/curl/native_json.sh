@@ -34,6 +34,13 @@ curl -sS "$BASE/api/v1/chat" -d '{
   "model": "demo", "messages": [{"role": "user", "content": "Hello!"}],
   "sampling": {"temperature": 0}, "stopping": {"max_tokens": 8}}'
 
+show "Embed with all-MiniLM-L6-v2 (served by make serve beside the demo)"
+curl -sS "$BASE/api/v1/embed" -d '{
+  "model": "all-MiniLM-L6-v2", "inputs": [{"text": "The lighthouse keeper"}]}' | cut -c 1-200
+echo
+# {"request_id":"…","model":"all-MiniLM-L6-v2","data":[{"index":0,"embedding":{"shape":[384],
+#  "values":[…]}}],"usage":{"prompt_tokens":6,"total_tokens":6}}
+
 show "Tokenize, and the model list (GET)"
 curl -sS "$BASE/api/v1/tokenize" -d '{"model": "demo", "text": "Hello!"}'
 echo
@@ -48,7 +55,7 @@ curl -sS -w '\nHTTP %{http_code}\n' "$BASE/api/v1/generate" -d '{"text": "x", "s
 # {"code":3,"message":"temperature must be in [0, 2.0], got -1.0","details":[…"field":"temperature"…]}
 # HTTP 400
 curl -sS -w '\nHTTP %{http_code}\n' "$BASE/api/v1/embed" -d '{"model": "demo", "inputs": [{"text": "x"}]}'
-# {"code":12,"message":"protoserve.pooling.v1.PoolingService.Embed is not implemented by this server yet.",…}
-# HTTP 501
+# {"code":12,"message":"The model does not support Embeddings API","details":[…]}
+# HTTP 501 (the demo chat model does not embed)
 curl -sS -w '\nHTTP %{http_code}\n' "$BASE/api/v1/generate" -d '{"max_tokens": "abc"'
 # Malformed JSON is refused by Envoy itself: HTTP 400, text/plain.

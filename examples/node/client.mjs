@@ -3,7 +3,8 @@
 // embedding (PoolingService.Embed) and what to do with errors.
 //
 //   npm install
-//   node client.mjs [--target localhost:50051] [--model demo] [--prompt "Hello!"] [--json]
+//   node client.mjs [--target localhost:50051] [--model demo] [--prompt "Hello!"]
+//                   [--embed-model all-MiniLM-L6-v2] [--json]
 //
 // The target can be the service itself or Envoy (envoy/), which forwards gRPC as is.
 // The .proto files come from ../../proto plus the googleapis protos (google/api,
@@ -27,6 +28,8 @@ const { values: args } = parseArgs({
   options: {
     target: { type: "string", default: "localhost:50051" },
     model: { type: "string", default: "demo" },
+    // The embedding model `make serve` serves beside the chat demo.
+    "embed-model": { type: "string", default: "all-MiniLM-L6-v2" },
     prompt: { type: "string", default: "Hello!" },
     "max-tokens": { type: "string", default: "16" },
     json: { type: "boolean", default: false },
@@ -121,12 +124,15 @@ async function main() {
   summary.chat = await chatStream(generate, chat);
   if (!args.json) console.log(`\n[finish ${summary.chat.finish}]`, summary.chat.usage);
 
-  // Embeddings: PoolingService answers UNIMPLEMENTED for a model that does not embed (the
-  // demo chat model; `make serve` serves all-MiniLM-L6-v2 for this).
+  // An embedding of the prompt from --embed-model. PoolingService answers UNIMPLEMENTED
+  // for a model that does not embed (e.g. --embed-model demo): reported, not fatal.
   try {
-    const request = { model: args.model, inputs: [{ text: args.prompt }] };
+    const request = { model: args["embed-model"], inputs: [{ text: args.prompt }] };
     const reply = await unary(pooling, "Embed", request);
-    summary.embed = { dimensions: reply.data[0].embedding.values.length };
+    const vector = reply.data[0].embedding.values;
+    const norm = Math.sqrt(vector.reduce((sum, v) => sum + v * v, 0));
+    summary.embed = { model: reply.model, dimensions: vector.length, norm };
+    if (!args.json) console.log(`embedding from ${reply.model}: ${vector.length} dimensions`);
   } catch (error) {
     if (error.code !== grpc.status.UNIMPLEMENTED) throw error;
     summary.embed = describeError(error);

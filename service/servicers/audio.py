@@ -71,7 +71,8 @@ class AudioServicer(audio_pb2_grpc.AudioServiceServicer):
         job = await self._job(request, context, task)
         header = {"request_id": job.request_id, "model": job.model.name}
         async for text in job.run():
-            yield pb.TranscribeStreamResponse(**header, delta=pb.TranscriptDelta(text=text))
+            delta = pb.TranscriptDelta(text=text, usage=_usage(job).tokens)
+            yield pb.TranscribeStreamResponse(**header, delta=delta)
         yield pb.TranscribeStreamResponse(**header, result=_response(job))
 
     async def _job(self, request: pb.TranscribeRequest, context, task: str) -> Transcription:

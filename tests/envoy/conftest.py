@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from envoy_stack import Envoy, Serve, load_repo_module, require_tool
+from envoy_stack import (
+    CLASSIFIER,
+    EMBED_MODEL,
+    SPEECH_MODEL,
+    Envoy,
+    Serve,
+    load_repo_module,
+    require_tool,
+)
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +39,23 @@ class Front:
 
 
 @pytest.fixture(scope="session")
-def front(demo_model_dir: Path, descriptor: Path, envoy_logs: Path) -> Iterator[Front]:
-    """Envoy (front.yaml) before `protoserve serve` (gRPC service + REST bridge)."""
+def front(
+    demo_model_dir: Path,
+    whisper_model_dir: Path,
+    descriptor: Path,
+    envoy_logs: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Front]:
+    """Envoy (front.yaml) before `protoserve serve` (gRPC service + REST bridge) serving
+    the demo chat model beside an embedding model, a classifier and the speech demo."""
+    from tests.pooling_models import build, minilm_dir
+
     require_tool("envoy")
-    serve = Serve.start(demo_model_dir, envoy_logs, "--max-model-len", "512")
+    classifier = build("bert_classifier", tmp_path_factory.mktemp("envoy-models"), seed=3)
+    models = (f"{EMBED_MODEL}={minilm_dir()}", f"{CLASSIFIER}={classifier.path}",
+              f"{SPEECH_MODEL}={whisper_model_dir}")  # fmt: skip
+    # 448: the tiny Whisper's decoder length (a larger --max-model-len is refused for it).
+    serve = Serve.start(demo_model_dir, envoy_logs, "--max-model-len", "448", models=models)
     envoy = None
     try:
         envoy = Envoy.start(

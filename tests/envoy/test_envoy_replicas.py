@@ -1,12 +1,15 @@
 """Two `protoserve grpc` replicas behind Envoy (replicas.yaml): both get work; session
-affinity with ring-hash; one replica stopped mid-run (SIGTERM: it drains, nothing fails;
+affinity with ring-hash (gRPC clients, and OpenAI clients through the REST bridge); one
+replica stopped mid-run (SIGTERM: it drains, nothing fails;
 SIGKILL: only its in-flight requests fail, and nothing after the health-check window)."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -16,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
-from envoy_stack import Envoy, Replica, require_tool
+from envoy_stack import Envoy, Process, Replica, free_port, require_tool, wait_until
 
 from protoserve.common.v1 import params_pb2
 from protoserve.generate.v1 import generate_pb2 as pb
@@ -134,6 +138,12 @@ def watch_health(envoy: Envoy, target: str, stop: threading.Event) -> list[float
     return seen
 
 
+def write_results(log_dir: Path, name: str, report: dict) -> dict:
+    """The run's counts, kept beside the Envoy logs (<log dir>/<name>-results.json)."""
+    (log_dir / f"{name}-results.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
 def upstream_of(envoy: Envoy, request_ids: set[str]) -> dict[str, str]:
     """request id -> the replica Envoy sent it to, from the access log."""
     time.sleep(0.3)  # the access log flushes every 100 ms
@@ -163,11 +173,35 @@ def test_ring_hash_keeps_a_session_on_one_replica(pool: Pool, envoy_logs, descri
                 stub.Generate(short, metadata=(("x-session-id", f"s{i}"),), timeout=30)
             spread = {h: int(v.get("rq_total", 0)) - after[h] for h, v in ring.hosts().items()}
             assert all(n > 0 for n in spread.values()), spread
+        _openai_session_keeps_its_replica(ring, envoy_logs)
     finally:
         ring.process.stop()
 
 
-def test_sigterm_mid_run_drains_without_failures(pool: Pool) -> None:
+def _openai_session_keeps_its_replica(ring: Envoy, log_dir: Path) -> None:
+    """A REST bridge in front of the ring-hash Envoy passes the client's x-session-id on:
+    an OpenAI client's session stays on one replica too."""
+    port = free_port()
+    command = [sys.executable, "-m", "service.cli", "bridge", "--grpc-target", ring.grpc_target,
+               "--host", "127.0.0.1", "--port", str(port), "--log-format", "json"]  # fmt: skip
+    bridge = Process("bridge", command, log_dir / f"bridge-{port}.log").start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200,
+                   "bridge /health 200", bridge, 60)  # fmt: skip
+        body = {"model": "demo", "prompt": "x", "max_tokens": 1}
+        before = {h: int(v.get("rq_total", 0)) for h, v in ring.hosts().items()}
+        for _ in range(8):
+            reply = httpx.post(f"{url}/v1/completions", json=body, timeout=30,
+                               headers={"x-session-id": "openai-conversation"})  # fmt: skip
+            assert reply.status_code == 200, reply.text
+        after = {h: int(v.get("rq_total", 0)) for h, v in ring.hosts().items()}
+        assert sorted(after[h] - before[h] for h in after) == [0, 8], (before, after)
+    finally:
+        bridge.stop()
+
+
+def test_sigterm_mid_run_drains_without_failures(pool: Pool, envoy_logs: Path) -> None:
     pool.ensure_up()
     victim = pool.replicas[0]
     before = pool.rq_total()
@@ -185,15 +219,19 @@ def test_sigterm_mid_run_drains_without_failures(pool: Pool) -> None:
     outcomes = run_load(pool.envoy.grpc_target, "term", at=stop)
     stop_watch.set()
     served = {h: snapshot[h] - before.get(h, 0) for h in snapshot}
-    assert all(n > 0 for n in served.values()) and len(served) == 2, served
     failures = [o for o in outcomes if o.code != grpc.StatusCode.OK]
-    print(f"\nSIGTERM: served before the stop {served}; failures {len(failures)}/{TOTAL}")
-    assert not failures, [(o.request_id, o.start - t_stop[0], o.code, o.detail) for o in failures]
+    report = write_results(envoy_logs, "sigterm", {
+        "requests": TOTAL, "served_before_the_stop": served, "failed": len(failures),
+        "failures": [(o.request_id, round(o.start - t_stop[0], 3), o.code.name, o.detail)
+                     for o in failures],
+    })  # fmt: skip
+    assert all(n > 0 for n in served.values()) and len(served) == 2, report
+    assert not failures, report
     assert victim.process.wait(30) == 0
     assert seen, "envoy never marked the drained replica unhealthy"
 
 
-def test_sigkill_mid_run_fails_only_in_flight_requests(pool: Pool) -> None:
+def test_sigkill_mid_run_fails_only_in_flight_requests(pool: Pool, envoy_logs: Path) -> None:
     pool.ensure_up()
     victim = pool.replicas[0]
     killed_at: list[float] = []
@@ -215,12 +253,16 @@ def test_sigkill_mid_run_fails_only_in_flight_requests(pool: Pool) -> None:
     hosts = upstream_of(pool.envoy, {o.request_id for o in failures + in_flight})
     on_victim = [o for o in in_flight if hosts.get(o.request_id) == victim.target]
     after_window = [o for o in outcomes if o.start > flagged]
-    print(
-        f"\nSIGKILL: {len(failures)}/{TOTAL} failed; in flight at the kill {len(in_flight)} "
-        f"({len(on_victim)} on the killed replica); envoy took it out after "
-        f"{flagged - kill_time:.2f}s; {len(after_window)} requests after that, "
-        f"{sum(o.code != grpc.StatusCode.OK for o in after_window)} failed; "
-        f"failures: {dict(Counter(o.code.name for o in failures))}"
-    )
-    assert all(o.code == grpc.StatusCode.OK for o in after_window)
-    assert {o.request_id for o in failures} <= {o.request_id for o in on_victim}
+    report = write_results(envoy_logs, "sigkill", {
+        "requests": TOTAL, "failed": len(failures),
+        "failures_by_code": dict(Counter(o.code.name for o in failures)),
+        "in_flight_at_the_kill": len(in_flight), "in_flight_on_the_killed_replica": len(on_victim),
+        "seconds_until_envoy_took_it_out": round(flagged - kill_time, 3),
+        "requests_after_that": len(after_window),
+        "failed_after_that": sum(o.code != grpc.StatusCode.OK for o in after_window),
+        "failures_not_in_flight_on_it": sorted(
+            {o.request_id for o in failures} - {o.request_id for o in on_victim}),
+    })  # fmt: skip
+    assert after_window, f"the run ended before envoy took the replica out: {report}"
+    assert report["failed_after_that"] == 0, report
+    assert not report["failures_not_in_flight_on_it"], report

@@ -1,5 +1,5 @@
 """examples/node: the Node.js client (@grpc/grpc-js, .proto files loaded at run time)
-streams a chat through Envoy, handles PoolingService's UNIMPLEMENTED, and decodes the
+streams a chat and embeds a text with all-MiniLM-L6-v2 through Envoy, and decodes the
 google.rpc.BadRequest of a refused request. `npm ci` runs from the committed lock file."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 import grpc
 import pytest
-from envoy_stack import REPO, require_tool
+from envoy_stack import EMBED_MODEL, REPO, require_tool
 
 from protoserve.common.v1 import chat_pb2, params_pb2
 from protoserve.generate.v1 import generate_pb2 as pb
@@ -62,9 +62,9 @@ def test_node_client_through_envoy(front, node_example) -> None:
     chat = summary["chat"]
     assert chat["ended"] and chat["text"] == reference.choices[0].message.content
     assert chat["usage"]["completion_tokens"] == reference.usage.completion_tokens
-    # Embed answers UNIMPLEMENTED until pooling lands; then the client prints a vector size.
-    embed = summary["embed"]
-    assert embed.get("code") == "UNIMPLEMENTED" or embed.get("dimensions", 0) > 0, embed
+    embed = summary["embed"]  # all-MiniLM-L6-v2, the client's default --embed-model
+    assert embed["model"] == EMBED_MODEL and embed["dimensions"] == 384, embed
+    assert embed["norm"] == pytest.approx(1.0, abs=1e-5)
     invalid = summary["invalid"]
     assert invalid["code"] == "INVALID_ARGUMENT"
     [detail] = invalid["details"]

@@ -10,7 +10,6 @@ import pytest
 
 from protoserve.pooling.v1 import pooling_pb2
 from rest_bridge import tensors
-from rest_bridge.errors import APIError
 
 VALUES = np.array([0.5, -1.0, 0.25, 3.140625, -0.0078125, 1.0, -0.3, 0.7], dtype=np.float32)
 
@@ -41,10 +40,23 @@ def test_bfloat16_rounds_to_nearest_even() -> None:
     assert widened == pytest.approx(VALUES, rel=4e-3)
 
 
-def test_fp8_is_refused_naming_the_field() -> None:
-    with pytest.raises(APIError) as error:
-        tensors.to_bytes(VALUES, "fp8_e4m3", "little")
-    assert error.value.status == 400 and error.value.param == "embed_dtype"
+_FP8_EDGES = [0.0, -0.0, 1e-9, 2.0**-9, 2.0**-10, 2.0**-17, 3 * 2.0**-18, 447.0, 448.0, 464.0,
+              500.0, 57344.0, 60000.0, 61440.0, 1e6, -1e6, float("nan")]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "dtype,torch_dtype", [("fp8_e4m3", "float8_e4m3fn"), ("fp8_e5m2", "float8_e5m2")]
+)
+def test_fp8_bits_equal_torch(dtype, torch_dtype) -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        rng.standard_normal(4000) * scale for scale in (1e-3, 0.05, 1.0, 30.0)
+    ] + [np.array(_FP8_EDGES)]).astype(np.float32)  # fmt: skip
+    expected = torch.from_numpy(values).to(getattr(torch, torch_dtype)).view(torch.uint8).numpy()
+    raw = tensors.to_bytes(values, dtype, "big")  # one byte a value: no byte order
+    assert raw == tensors.to_bytes(values, dtype, "little") and len(raw) == values.size
+    assert np.frombuffer(raw, dtype=np.uint8).tolist() == expected.tolist()
 
 
 def test_cohere_quantisations() -> None:

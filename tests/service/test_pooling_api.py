@@ -6,17 +6,12 @@ on the same texts; the errors an endpoint the model cannot serve gives."""
 from __future__ import annotations
 
 import grpc
-import httpx
 import pytest
 import torch
 
 from protoserve.models.v1 import models_pb2, models_pb2_grpc
-from rest_bridge.app import create_app
-from rest_bridge.grpc_client import GrpcClient
-from rest_bridge.settings import BridgeSettings
-from service.config import EngineOptions, ModelSpec, ServiceConfig
-from service.server import Service
 from tests.pooling_models import build
+from tests.service.pooling_stack import pooling_stack
 
 QUERY = "what is the capital of france"
 DOCUMENTS = ["paris is the capital of france", "bananas are yellow", "the eiffel tower"]
@@ -33,23 +28,8 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 async def stack(tiny):
-    config = ServiceConfig(
-        models=tuple(ModelSpec(str(m.path), (name,)) for name, m in tiny.items()),
-        engine=EngineOptions(max_model_len=64, max_num_batched_tokens=256, device="cpu"),
-        host="127.0.0.1",
-        grpc_port=0,
-        shutdown_timeout=1,
-    )
-    service = await Service.start(config)
-    await service.load_models()
-    target = f"127.0.0.1:{service.port}"
-    app = create_app(BridgeSettings(grpc_target=target))
-    app.state.grpc = GrpcClient.connect(target)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bridge")
-    yield http, target
-    await http.aclose()
-    await app.state.grpc.close()
-    await service.stop()
+    async with pooling_stack({name: m.path for name, m in tiny.items()}) as served:
+        yield served
 
 
 def hf_logits(model, first: str, second: str | None = None) -> torch.Tensor:

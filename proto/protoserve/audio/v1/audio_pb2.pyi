@@ -136,12 +136,14 @@ class StreamTranscribeRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ...) -> None: ...
 
 class TranscriptDelta(_message.Message):
-    __slots__ = ("utterance", "text")
+    __slots__ = ("utterance", "text", "usage")
     UTTERANCE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     utterance: int
     text: str
-    def __init__(self, utterance: _Optional[int] = ..., text: _Optional[str] = ...) -> None: ...
+    usage: _output_pb2.Usage
+    def __init__(self, utterance: _Optional[int] = ..., text: _Optional[str] = ..., usage: _Optional[_Union[_output_pb2.Usage, _Mapping]] = ...) -> None: ...
 
 class UtteranceResult(_message.Message):
     __slots__ = ("utterance", "text", "language", "usage")
