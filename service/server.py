@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import structlog
@@ -68,6 +68,10 @@ class Service:
     health: health.aio.HealthServicer
     inflight: InflightRequests
     drainer: Drain
+    # Set when an engine's step loop fails: the launcher then stops with a non-zero exit.
+    failed: asyncio.Event = field(default_factory=asyncio.Event)
+    failure: str | None = None
+    _health_update: asyncio.Future | None = field(default=None, repr=False)
 
     @classmethod
     async def start(cls, config: ServiceConfig) -> Service:
@@ -110,8 +114,31 @@ class Service:
                 load_model, spec, self.config.engine, self.config.trust_request_chat_template
             )
             self.registry.add(model)
+            self._watch(model.name, model.engine)
         self.registry.mark_ready()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+
+    def _watch(self, name: str, engine) -> None:
+        loop = asyncio.get_running_loop()
+
+        def failed(cause: BaseException) -> None:  # on the step thread
+            try:
+                loop.call_soon_threadsafe(self._engine_failed, name, cause)
+            except RuntimeError:  # the event loop is closed: the server is gone already
+                pass
+
+        engine.on_failure(failed)
+
+    def _engine_failed(self, name: str, cause: BaseException) -> None:
+        """An engine's step loop failed (its requests failed with INTERNAL already): refuse
+        new work, report NOT_SERVING, and tell the launcher to exit non-zero."""
+        log.error("engine failed; stopping the server", model=name, error=repr(cause))
+        self.failure = f"engine of {name!r} failed: {cause!r}"
+        self.drainer.start()
+        self._health_update = asyncio.ensure_future(
+            self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        )
+        self.failed.set()
 
     async def drain(self, hurry: asyncio.Event | None = None) -> bool:
         """Report NOT_SERVING and refuse new RPCs (UNAVAILABLE "server is draining"), then

@@ -121,6 +121,7 @@ async def _run_service(config, bridge: list[str] | None) -> int:
     }
     if child is not None:
         waits[asyncio.ensure_future(asyncio.to_thread(child.wait))] = "bridge exited"
+    waits[asyncio.ensure_future(_engine_failure(service))] = "engine failed"
     code = await _wait_for_stop(waits)
     # Drain first, bridge still up: new requests get 503 from it, in-flight ones finish.
     # A second signal cuts the drain short.
@@ -137,9 +138,15 @@ async def _run_service(config, bridge: list[str] | None) -> int:
     return code
 
 
+async def _engine_failure(service) -> str:
+    await service.failed.wait()
+    return service.failure
+
+
 async def _wait_for_stop(waits: dict[asyncio.Future, str]) -> int:
     """0 on a stop signal (or the bridge stopping cleanly: Ctrl-C in a terminal reaches
-    both processes); 1 if loading fails or the bridge fails."""
+    both processes); 1 if loading fails, the bridge fails or an engine fails (so an
+    orchestrator restarts the process)."""
     pending = set(waits)
     while pending:
         done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -153,10 +160,14 @@ async def _wait_for_stop(waits: dict[asyncio.Future, str]) -> int:
             log.error(
                 "stopping on failure",
                 reason=reason,
-                error=repr(error) if error else f"exit code {task.result()}",
+                error=repr(error) if error else _failure_detail(reason, task.result()),
             )
             return 1
     return 1
+
+
+def _failure_detail(reason: str, result: object) -> str:
+    return str(result) if reason == "engine failed" else f"exit code {result}"
 
 
 def _reap(child: subprocess.Popen, timeout: float) -> None:
