@@ -18,6 +18,8 @@ from rest_bridge import (
     completions,
     convert,
     embeddings,
+    http_front,
+    metrics,
     models,
     ops,
     pooling,
@@ -40,6 +42,7 @@ ROUTERS = (
     scoring.router,
     audio.router,
     realtime.router,
+    metrics.router,
 )
 
 
@@ -52,8 +55,14 @@ def create_app(settings: BridgeSettings) -> FastAPI:
         finally:
             await app.state.grpc.close()
 
-    app = FastAPI(title="protoserve", version=convert.version(), lifespan=lifespan)
+    app = FastAPI(
+        title="protoserve",
+        version=convert.version(),
+        lifespan=lifespan,
+        root_path=settings.http.root_path,
+    )
     app.state.settings = settings
+    http_front.install(app, settings.http)
     for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(APIError, handle_exception)

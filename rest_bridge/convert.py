@@ -59,8 +59,11 @@ def add_usage(total: output_pb2.Usage, more: output_pb2.Usage) -> None:
 
 
 def request_id(request: Request, body_request_id: str | None) -> str:
-    """X-Request-Id header, else the body's request_id, else a random id."""
-    return request.headers.get("x-request-id") or body_request_id or uuid.uuid4().hex
+    """X-Request-Id header, else the body's request_id, else a random id (kept on the
+    request's state: --enable-request-id-headers echoes it)."""
+    chosen = request.headers.get("x-request-id") or body_request_id or uuid.uuid4().hex
+    request.state.request_id = chosen
+    return chosen
 
 
 def now() -> int:

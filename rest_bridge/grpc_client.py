@@ -9,6 +9,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protoserve.audio.v1 import audio_pb2_grpc
 from protoserve.generate.v1 import generate_pb2_grpc
+from protoserve.metrics.v1 import metrics_pb2_grpc
 from protoserve.models.v1 import models_pb2_grpc
 from protoserve.pooling.v1 import pooling_pb2_grpc
 from protoserve.scoring.v1 import scoring_pb2_grpc
@@ -32,6 +33,7 @@ class GrpcClient:
     pooling: pooling_pb2_grpc.PoolingServiceStub
     scoring: scoring_pb2_grpc.ScoringServiceStub
     audio: audio_pb2_grpc.AudioServiceStub
+    metrics: metrics_pb2_grpc.MetricsServiceStub
 
     @classmethod
     def connect(cls, target: str) -> GrpcClient:
@@ -45,6 +47,7 @@ class GrpcClient:
             pooling=pooling_pb2_grpc.PoolingServiceStub(channel),
             scoring=scoring_pb2_grpc.ScoringServiceStub(channel),
             audio=audio_pb2_grpc.AudioServiceStub(channel),
+            metrics=metrics_pb2_grpc.MetricsServiceStub(channel),
         )
 
     async def is_serving(self, timeout: float = 5.0) -> bool:

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP front: request id echo, CORS (vLLM's flags and defaults), root path."""
+
+    # --enable-request-id-headers: X-Request-Id on every response.
+    enable_request_id_headers: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    allowed_methods: tuple[str, ...] = ("*",)
+    allowed_headers: tuple[str, ...] = ("*",)
+    allow_credentials: bool = False
+    # --root-path: the prefix a path-routing proxy serves the bridge under.
+    root_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -15,3 +29,4 @@ class BridgeSettings:
     grpc_connect_timeout: float = 30.0
     # Largest audio upload (--max-audio-clip-filesize-mb); the service checks it too.
     max_audio_file_mb: float = 25.0
+    http: HttpSettings = field(default_factory=HttpSettings)

@@ -87,3 +87,8 @@ class ServiceConfig:
     # Seconds in-flight RPCs get to finish on shutdown.
     shutdown_timeout: float = 10.0
     audio: AudioOptions = field(default_factory=AudioOptions)
+    # Prometheus /metrics on this port of `host` (0: a free port; None: none). The
+    # MetricsService RPC serves the same text either way.
+    metrics_port: int | None = None
+    # One "request finished" log line per request (--disable-log-requests turns it off).
+    log_requests: bool = True

@@ -10,6 +10,7 @@ from engine import AsyncEngine
 from service.chat import ChatRenderSettings
 from service.errors import Unavailable, Unimplemented, model_not_found
 from service.generation_config import SamplingDefaults
+from service.request_meter import RequestMeter
 from service.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class ServedModel:
     pooling: PoolingSupport | None = None
     # Set for speech-to-text models (Whisper): transcription, translation.
     speech: SpeechModel | None = None
+    # Per-request log lines and metrics (the server binds it to its metrics).
+    meter: RequestMeter = RequestMeter()
 
     @property
     def name(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 
 import grpc
@@ -12,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from protoserve.audio.v1 import audio_pb2, audio_pb2_grpc
 from protoserve.generate.v1 import generate_pb2, generate_pb2_grpc
+from protoserve.metrics.v1 import metrics_pb2, metrics_pb2_grpc
 from protoserve.models.v1 import models_pb2, models_pb2_grpc
 from protoserve.pooling.v1 import pooling_pb2, pooling_pb2_grpc
 from protoserve.scoring.v1 import scoring_pb2, scoring_pb2_grpc
@@ -20,10 +22,13 @@ from service.config import ServiceConfig
 from service.drain import Drain
 from service.inflight import InflightRequests
 from service.interceptors import ErrorInterceptor
+from service.metrics import ServiceMetrics
 from service.registry import ModelRegistry
+from service.request_meter import RequestMeter
 from service.servicers import unimplemented
 from service.servicers.audio import AudioServicer
 from service.servicers.generate import GenerateServicer
+from service.servicers.metrics import MetricsServicer
 from service.servicers.models import ModelsServicer
 from service.servicers.pooling import PoolingServicer
 from service.servicers.scoring import ScoringServicer
@@ -38,6 +43,7 @@ SERVED = [
     pooling_pb2.DESCRIPTOR.services_by_name["PoolingService"].full_name,
     scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name,
     audio_pb2.DESCRIPTOR.services_by_name["AudioService"].full_name,
+    metrics_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name,
 ]
 ALL_SERVICES = SERVED + list(unimplemented.NOT_YET_SERVED)
 
@@ -68,6 +74,9 @@ class Service:
     health: health.aio.HealthServicer
     inflight: InflightRequests
     drainer: Drain
+    metrics: ServiceMetrics
+    # The --metrics-port listener's port (None: not serving one).
+    metrics_port: int | None = None
     # Set when an engine's step loop fails: the launcher then stops with a non-zero exit.
     failed: asyncio.Event = field(default_factory=asyncio.Event)
     failure: str | None = None
@@ -77,6 +86,7 @@ class Service:
     async def start(cls, config: ServiceConfig) -> Service:
         """Listen at once (health NOT_SERVING); call load_models() next."""
         registry, inflight, drainer = ModelRegistry(), InflightRequests(), Drain()
+        metrics = ServiceMetrics(lambda: [(m.name, m.engine.stats()) for m in registry.loaded()])
         server = grpc.aio.server(interceptors=[drainer, ErrorInterceptor()], options=SERVER_OPTIONS)
         generate_pb2_grpc.add_GenerateServiceServicer_to_server(
             GenerateServicer(registry, inflight), server
@@ -90,6 +100,7 @@ class Service:
         audio_pb2_grpc.add_AudioServiceServicer_to_server(
             AudioServicer(registry, config.audio), server
         )
+        metrics_pb2_grpc.add_MetricsServiceServicer_to_server(MetricsServicer(metrics), server)
         server.add_generic_rpc_handlers(unimplemented.generic_handlers())
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -100,7 +111,10 @@ class Service:
         if config.uds_path:
             server.add_insecure_port(f"unix:{config.uds_path}")
         await server.start()
-        service = cls(config, server, port, registry, health_servicer, inflight, drainer)
+        service = cls(config, server, port, registry, health_servicer, inflight, drainer, metrics)
+        if config.metrics_port is not None:
+            service.metrics_port = metrics.serve(config.host, config.metrics_port)
+            log.info("metrics listening", host=config.host, port=service.metrics_port)
         await service._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         log.info("grpc server listening", host=config.host, port=port, uds=config.uds_path)
         return service
@@ -113,6 +127,8 @@ class Service:
             model = await asyncio.to_thread(
                 load_model, spec, self.config.engine, self.config.trust_request_chat_template
             )
+            meter = RequestMeter(model.name, self.metrics.requests, self.config.log_requests)
+            model = dataclasses.replace(model, meter=meter)
             self.registry.add(model)
             self._watch(model.name, model.engine)
         self.registry.mark_ready()
@@ -161,6 +177,7 @@ class Service:
         await self.server.stop(grace=STOP_GRACE_SECONDS)
         for model in self.registry.loaded():
             model.engine.shutdown()
+        self.metrics.close()
         log.info("grpc server stopped")
 
     async def _set_health(self, status: int) -> None:

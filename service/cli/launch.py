@@ -58,6 +58,8 @@ def service_config(values: dict[str, Any], uds_path: str | None = None):
             max_file_mb=values["max_audio_clip_filesize_mb"],
             max_stream_seconds=values["max_stream_duration"],
         ),
+        metrics_port=values["metrics_port"],
+        log_requests=not values["disable_log_requests"],
     )
 
 
@@ -83,7 +85,20 @@ def run_serve(values: dict[str, Any]) -> int:
         return asyncio.run(_run_service(config, bridge=_bridge_command(values, uds)))
 
 
+# Bridge flags `serve` hands to its bridge process as they were resolved.
+BRIDGE_HTTP_FLAGS = (
+    "enable-request-id-headers",
+    "allowed-origins",
+    "allowed-methods",
+    "allowed-headers",
+    "allow-credentials",
+    "root-path",
+)
+
+
 def _bridge_command(values: dict[str, Any], uds: str) -> list[str]:
+    from service.cli.flags import to_argv
+
     return [
         sys.executable,
         "-m",
@@ -103,6 +118,7 @@ def _bridge_command(values: dict[str, Any], uds: str) -> list[str]:
         str(values["shutdown_timeout"]),
         "--max-audio-clip-filesize-mb",
         str(values["max_audio_clip_filesize_mb"]),
+        *to_argv(values, BRIDGE_HTTP_FLAGS),
     ]
 
 
@@ -178,6 +194,19 @@ def _reap(child: subprocess.Popen, timeout: float) -> None:
         child.wait()
 
 
+def http_settings(values: dict[str, Any]):
+    from rest_bridge.settings import HttpSettings
+
+    return HttpSettings(
+        enable_request_id_headers=values["enable_request_id_headers"],
+        allowed_origins=tuple(values["allowed_origins"]),
+        allowed_methods=tuple(values["allowed_methods"]),
+        allowed_headers=tuple(values["allowed_headers"]),
+        allow_credentials=values["allow_credentials"],
+        root_path=values["root_path"] or "",
+    )
+
+
 def run_bridge(values: dict[str, Any]) -> int:
     import uvicorn
 
@@ -189,6 +218,7 @@ def run_bridge(values: dict[str, Any]) -> int:
         host=values["host"],
         port=values["port"],
         max_audio_file_mb=values["max_audio_clip_filesize_mb"],
+        http=http_settings(values),
     )
     config = uvicorn.Config(
         create_app(settings),
