@@ -21,6 +21,7 @@ from rest_bridge import (
     http_front,
     metrics,
     models,
+    openapi,
     ops,
     pooling,
     realtime,
@@ -63,6 +64,7 @@ def create_app(settings: BridgeSettings) -> FastAPI:
     )
     app.state.settings = settings
     http_front.install(app, settings.http)
+    openapi.install(app)
     for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(APIError, handle_exception)

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import grpc
+import prometheus_client
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -29,6 +30,7 @@ class HttpMetrics:
     """The bridge's registry (one per app)."""
 
     def __init__(self) -> None:
+        prometheus_client.disable_created_metrics()  # no `_created` twin per counter
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "http_requests",

@@ -15,6 +15,7 @@ from rest_bridge import calls, convert
 from rest_bridge.body import parse_json
 from rest_bridge.errors import bad_request
 from rest_bridge.grpc_client import GrpcClient, metadata
+from rest_bridge.openapi import json_body
 from rest_bridge.pooling import PoolingFields
 from rest_bridge.sampling import Int32, Int64, TokenId
 
@@ -105,8 +106,8 @@ def score_usage(usage) -> dict:
     }
 
 
-@router.post("/score")
-@router.post("/v1/score")
+@router.post("/score", openapi_extra=json_body(ScoreRequest))
+@router.post("/v1/score", openapi_extra=json_body(ScoreRequest))
 async def create_score(request: Request) -> dict:
     req = await parse_json(request, ScoreRequest)
     req.check_removed_fields()
@@ -138,9 +139,9 @@ def _document(item: pb.ScoreInput) -> dict:
     return {"text": item.text}
 
 
-@router.post("/rerank")
-@router.post("/v1/rerank")
-@router.post("/v2/rerank")
+@router.post("/rerank", openapi_extra=json_body(RerankRequest))
+@router.post("/v1/rerank", openapi_extra=json_body(RerankRequest))
+@router.post("/v2/rerank", openapi_extra=json_body(RerankRequest))
 async def create_rerank(request: Request) -> dict:
     req = await parse_json(request, RerankRequest)
     req.check_removed_fields()
@@ -199,7 +200,7 @@ def _text_or_tokens(value: str | list[int]) -> pb.TextOrTokens:
     return pb.TextOrTokens(token_ids=output_pb2.TokenIds(ids=value))
 
 
-@router.post("/generative_scoring")
+@router.post("/generative_scoring", openapi_extra=json_body(GenerativeScoreRequest))
 async def create_generative_score(request: Request) -> dict:
     req = await parse_json(request, GenerativeScoreRequest)
     request_id = convert.request_id(request, req.request_id)
