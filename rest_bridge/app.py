@@ -56,12 +56,7 @@ def create_app(settings: BridgeSettings) -> FastAPI:
         finally:
             await app.state.grpc.close()
 
-    app = FastAPI(
-        title="protoserve",
-        version=convert.version(),
-        lifespan=lifespan,
-        root_path=settings.http.root_path,
-    )
+    app = FastAPI(title="protoserve", version=convert.version(), lifespan=lifespan)
     app.state.settings = settings
     http_front.install(app, settings.http)
     openapi.install(app)

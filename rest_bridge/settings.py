@@ -15,7 +15,8 @@ class HttpSettings:
     allowed_methods: tuple[str, ...] = ("*",)
     allowed_headers: tuple[str, ...] = ("*",)
     allow_credentials: bool = False
-    # --root-path: the prefix a path-routing proxy serves the bridge under.
+    # --root-path: the prefix a path-routing proxy serves the bridge under (uvicorn's
+    # root_path: routes match with or without it; /openapi.json names it in `servers`).
     root_path: str = ""
 
 

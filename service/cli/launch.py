@@ -226,6 +226,7 @@ def run_bridge(values: dict[str, Any]) -> int:
         port=settings.port,
         log_config=None,
         timeout_graceful_shutdown=int(values["shutdown_timeout"]),
+        root_path=settings.http.root_path,  # --root-path: the server's, as FastAPI asks
     )
     uvicorn.Server(config).run()
     return 0
