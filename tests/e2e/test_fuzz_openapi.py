@@ -1,7 +1,7 @@
 """Fuzzing the bridge with schemathesis: requests generated from the bridge's own OpenAPI
 document (valid bodies, and invalid ones), sent to real servers (the demo chat model,
-all-MiniLM-L6-v2, a tiny classifier and the tiny Whisper), must never get a 5xx or hang. The generation is
-derandomised (same cases every run); more than 1,000 requests in all.
+all-MiniLM-L6-v2, a tiny classifier and the tiny Whisper), must never get a 5xx or hang.
+The generation is derandomised (same cases every run); more than 1,000 requests in all.
 
 Each case's `model` is set to a model that serves its endpoint, so cases get past the
 model lookup into validation and the engines (unknown models, 404, and a model without
