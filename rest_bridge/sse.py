@@ -15,9 +15,7 @@ MEDIA_TYPE = "text/event-stream"
 # Line breaks JSON leaves raw (it escapes only U+0000-U+001F): a client that splits lines
 # on every Unicode line break (Python's str.splitlines, as httpx's iter_lines does) would
 # cut a frame in two. Outside strings JSON is ASCII, so escaping them anywhere is safe.
-_UNICODE_LINE_BREAKS = str.maketrans(
-    {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
-)
+_UNICODE_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
 
 
 def frame(payload: dict) -> str:

@@ -23,6 +23,7 @@ from service.request_meter import CANCELLED, FAILED
 from service.stop_strings import StopStringMatcher
 from service.streams import merge
 
+
 class FinishKind(enum.Enum):
     STOP = "stop"
     LENGTH = "length"
