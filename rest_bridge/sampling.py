@@ -21,6 +21,8 @@ log = structlog.get_logger(__name__)
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
+# A non-optional `x: Int32 = Field(default=0, ge=0)` keeps Int32's lower bound: use this.
+NonNegativeInt32 = Annotated[Int32, Field(ge=0)]
 
 REMOVED_GUIDED_FIELDS = (
     "guided_json",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from protoserve.common.v1 import chat_pb2, output_pb2
 from protoserve.scoring.v1 import scoring_pb2 as pb
@@ -17,7 +17,7 @@ from rest_bridge.errors import bad_request
 from rest_bridge.grpc_client import GrpcClient, metadata
 from rest_bridge.openapi import json_body
 from rest_bridge.pooling import PoolingFields
-from rest_bridge.sampling import Int32, Int64, TokenId
+from rest_bridge.sampling import Int32, Int64, NonNegativeInt32, TokenId
 
 router = APIRouter()
 
@@ -27,8 +27,9 @@ _PAIR_FIELDS = (("queries", "documents"), ("queries", "items"), ("data_1", "data
 
 
 class ScoreFields(PoolingFields):
-    max_tokens_per_query: Int32 = Field(default=0, ge=0)
-    max_tokens_per_doc: Int32 = Field(default=0, ge=0)
+    # Constraints inside Annotated: a Field(ge=0) default would lose to Int32's own bound.
+    max_tokens_per_query: NonNegativeInt32 = 0
+    max_tokens_per_doc: NonNegativeInt32 = 0
     instruction: str | None = None
     chat_template_kwargs: dict[str, Any] | None = None
 
@@ -57,7 +58,7 @@ class ScoreRequest(ScoreFields):
 class RerankRequest(ScoreFields):
     query: Any = None
     documents: list[Any] | None = None
-    top_n: Int32 = Field(default=0, ge=0)
+    top_n: NonNegativeInt32 = 0
     return_documents: bool | None = None
     # Cohere fields vLLM accepts and ignores: documents are scored whole.
     rank_fields: list[str] | None = None

@@ -46,3 +46,24 @@ def test_a_header_request_id_grpc_cannot_carry_is_a_400(client: TestClient) -> N
     )
     assert reply.status_code == 400
     assert reply.json()["error"]["param"] == "X-Request-Id"
+
+
+SCORE = {"queries": "a", "documents": ["b"]}
+
+
+@pytest.mark.parametrize(
+    "path,body,field",
+    [
+        ("/score", {**SCORE, "max_tokens_per_doc": -852}, "max_tokens_per_doc"),
+        ("/score", {**SCORE, "max_tokens_per_query": -1}, "max_tokens_per_query"),
+        ("/rerank", {"query": "a", "documents": ["b"], "top_n": -3}, "top_n"),
+    ],
+)
+def test_negative_counts_are_a_400_naming_the_field(
+    client: TestClient, path: str, body: dict, field: str
+) -> None:
+    # Found: max_tokens_per_doc=-852 -> 500 (protobuf refused a negative uint32): the
+    # Field(ge=0) default lost to Int32's own lower bound.
+    reply = client.post(path, json=body)
+    assert reply.status_code == 400
+    assert reply.json()["error"]["param"] == f"body.{field}"
