@@ -122,6 +122,7 @@ class EngineCollector:
         computed = _counter(
             "protoserve:tokens_computed", "Tokens run through the model (prefill and decode)."
         )
+        preemptions = _counter("vllm:num_preemptions", "Requests preempted for KV blocks.")
         for name, stats in self._engines():
             labels = [name, ENGINE_INDEX]
             running.add_metric(labels, stats.num_running)
@@ -130,7 +131,8 @@ class EngineCollector:
             queries.add_metric(labels, stats.prefix_cache_queries)
             hits.add_metric(labels, stats.prefix_cache_hits)
             computed.add_metric(labels, stats.num_tokens_computed)
-        yield from (running, waiting, usage, queries, hits, computed)
+            preemptions.add_metric(labels, stats.num_preemptions)
+        yield from (running, waiting, usage, queries, hits, computed, preemptions)
 
 
 def kv_cache_usage(stats: EngineStats) -> float:

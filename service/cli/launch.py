@@ -1,7 +1,8 @@
 """Starting the processes: the gRPC service, the REST bridge, or both (`serve`: the
 service in this process, the bridge in a child process talking to it over a unix
 socket). SIGINT / SIGTERM drain the service (health NOT_SERVING, new RPCs refused,
-in-flight calls finish within --shutdown-timeout), then stop everything and exit 0."""
+in-flight calls finish within --shutdown-timeout), then stop everything and exit 0. An
+engine failure drains the same way (its requests have failed already) and exits 1."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from service.request_meter import CANCELLED, RequestMeter
 
 STATS = EngineStats(
     num_running=3, num_waiting=2, num_kv_blocks_total=10, num_kv_blocks_free=4, block_size=16,
-    prefix_cache_queries=100, prefix_cache_hits=40,
+    prefix_cache_queries=100, prefix_cache_hits=40, num_preemptions=7,
 )  # fmt: skip
 
 
@@ -39,6 +39,7 @@ def test_engine_stats_are_read_at_scrape_time() -> None:
     assert got[("vllm:kv_cache_usage_perc", labels())] == 0.6
     assert got[("vllm:prefix_cache_queries_total", labels())] == 100
     assert got[("vllm:prefix_cache_hits_total", labels())] == 40
+    assert got[("vllm:num_preemptions_total", labels())] == 7
     assert any(name == "process_resident_memory_bytes" for name, _ in got)
     assert kv_cache_usage(EngineStats(0, 0, 0, 0, 16)) == 0.0  # pooling: no KV cache
 
