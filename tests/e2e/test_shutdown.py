@@ -122,6 +122,7 @@ def test_sigterm_during_16_streams_finishes_them_and_exits_0(
     try:
         sse, grpcs = [], []
         threads = start_threads(_jobs(servers, sse, grpcs, STREAMS))
+        assert _running(servers.grpc_target) == STREAMS  # all 16 in flight
         servers.process.send_signal(signal.SIGTERM)
         wait_for(lambda: health_status(servers.grpc_target) == NOT_SERVING, "NOT_SERVING")
 
