@@ -5,9 +5,13 @@ away counts as abort); --disable-log-requests silences the log line only."""
 
 from __future__ import annotations
 
+import pytest
+import structlog
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from engine.outputs import EngineStats
+from service import request_meter
 from service.metrics import ServiceMetrics, kv_cache_usage
 from service.request_meter import CANCELLED, RequestMeter
 
@@ -44,7 +48,18 @@ def test_engine_stats_are_read_at_scrape_time() -> None:
     assert kv_cache_usage(EngineStats(0, 0, 0, 0, 16)) == 0.0  # pooling: no KV cache
 
 
-def test_a_metered_request_feeds_the_histograms_and_counters(capsys) -> None:
+@pytest.fixture
+def default_structlog(monkeypatch):
+    """structlog's defaults (an earlier test may have configured a level above info, and
+    cached loggers bypass capture_logs), restored afterwards."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    monkeypatch.setattr(request_meter, "log", structlog.get_logger("test_service_metrics"))
+    yield
+    structlog.configure(**saved)
+
+
+def test_a_metered_request_feeds_the_histograms_and_counters(default_structlog) -> None:
     metrics = ServiceMetrics(lambda: [])
     meter = RequestMeter("m", metrics.requests, log_requests=False)
     clock = meter.start("r1", prompt_tokens=5)
@@ -63,13 +78,14 @@ def test_a_metered_request_feeds_the_histograms_and_counters(capsys) -> None:
     assert got[("vllm:e2e_request_latency_seconds_count", labels())] == 2
     assert got[("vllm:request_generation_tokens_sum", labels())] == 6
 
-    meter.finish_pooling(meter.start("p1", 7), [3, 4], "stop")
+    with capture_logs() as silenced:
+        meter.finish_pooling(meter.start("p1", 7), [3, 4], "stop")
     got = samples(metrics)
     assert got[("vllm:request_success_total", labels(finished_reason="stop"))] == 2
     assert got[("vllm:prompt_tokens_total", labels())] == 17
     assert got[("vllm:time_to_first_token_seconds_count", labels())] == 2  # none for pooling
-    captured = capsys.readouterr()
-    assert "request finished" not in captured.out + captured.err
-    RequestMeter("m").finish_pooling(RequestMeter("m").start("p2", 1), [1], "stop")
-    captured = capsys.readouterr()
-    assert "request finished" in captured.out + captured.err  # logged by default
+    assert not silenced  # --disable-log-requests
+    with capture_logs() as logged:
+        RequestMeter("m").finish_pooling(RequestMeter("m").start("p2", 1), [1], "stop")
+    assert [r["event"] for r in logged] == ["request finished"]  # logged by default
+    assert logged[0]["request_id"] == "p2" and logged[0]["inputs"] == 1
