@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -56,6 +56,8 @@ class AsyncEngine:
         self._streams: dict[str, _Stream] = {}  # guarded by _lock
         self._stopping = False
         self._dead: BaseException | None = None
+        self._failure: BaseException | None = None  # what broke the step loop, if it broke
+        self._failure_callbacks: list[Callable[[BaseException], None]] = []  # guarded by _lock
         self._stats = engine.stats()  # snapshot, replaced by the step thread
         self._unstepped = 0  # requests added since that snapshot; guarded by _lock
         self._thread: threading.Thread | None = None
@@ -79,6 +81,16 @@ class AsyncEngine:
     @property
     def is_dead(self) -> bool:
         return self._dead is not None
+
+    def on_failure(self, callback: Callable[[BaseException], None]) -> None:
+        """Call `callback(cause)` once if the step loop fails (not on shutdown), from the
+        step thread; at once if it has failed already."""
+        with self._lock:
+            failure = self._failure
+            if failure is None:
+                self._failure_callbacks.append(callback)
+        if failure is not None:
+            callback(failure)
 
     # -- requests ------------------------------------------------------------------------
     async def generate(
@@ -186,6 +198,7 @@ class AsyncEngine:
                 self._publish(items)
         except Exception as exc:  # noqa: BLE001 - every in-flight request learns of it
             log.exception("engine step loop failed", error=repr(exc))
+            self._report_failure(exc)  # first: listeners act before the requests fail
             self._die(exc)
 
     def _wait_for_work(self) -> list[_Add | _Abort] | None:
@@ -243,6 +256,16 @@ class AsyncEngine:
             by_loop.setdefault(stream.loop, []).append((stream.queue, error))
         for loop, deliveries in by_loop.items():
             _call_soon(loop, deliveries)
+
+    def _report_failure(self, cause: BaseException) -> None:
+        with self._lock:
+            self._failure = cause
+            callbacks, self._failure_callbacks = self._failure_callbacks, []
+        for callback in callbacks:
+            try:
+                callback(cause)
+            except Exception:  # noqa: BLE001 - one broken listener must not hide the others
+                log.exception("engine failure callback failed")
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, deliveries: list[_Delivery]) -> None:

@@ -263,6 +263,7 @@ class LLMEngine:
             prefix_cache_queries=self.scheduler.prefix_cache_queries,
             prefix_cache_hits=self.scheduler.prefix_cache_hits,
             num_tokens_computed=self._num_tokens_computed,
+            num_preemptions=self.scheduler.num_preemptions,
         )
 
     def check_integrity(self) -> None:

@@ -68,3 +68,4 @@ class EngineStats:
     prefix_cache_queries: int = 0  # tokens of requests looked up at admission (resumes too)
     prefix_cache_hits: int = 0  # of those, tokens found in the prefix cache
     num_tokens_computed: int = 0  # tokens run through the model (prefill chunks + decodes)
+    num_preemptions: int = 0  # running requests preempted (to recompute) for lack of blocks

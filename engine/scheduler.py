@@ -63,6 +63,7 @@ class Scheduler:
         # Prefix cache lookups at admission, in tokens; cumulative, counted only here.
         self.prefix_cache_queries = 0
         self.prefix_cache_hits = 0
+        self.num_preemptions = 0  # cumulative, counted only here
 
     # -- requests in and out -------------------------------------------------------------
     def add_request(self, request: Request) -> None:
@@ -108,6 +109,7 @@ class Scheduler:
         self._schedule_running(step)
         if not step.preempted:  # blocks are short: admitting more would only churn
             self._admit_waiting(step)
+        self.num_preemptions += len(step.preempted)
         return SchedulerOutput(step.sequences, step.preempted, self.kv.take_copies())
 
     def update_from_output(

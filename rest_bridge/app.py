@@ -18,7 +18,10 @@ from rest_bridge import (
     completions,
     convert,
     embeddings,
+    http_front,
+    metrics,
     models,
+    openapi,
     ops,
     pooling,
     realtime,
@@ -44,6 +47,7 @@ ROUTERS = (
     audio.router,
     realtime.router,
     responses.router,
+    metrics.router,
 )
 
 
@@ -58,6 +62,8 @@ def create_app(settings: BridgeSettings) -> FastAPI:
 
     app = FastAPI(title="protoserve", version=convert.version(), lifespan=lifespan)
     app.state.settings = settings
+    http_front.install(app, settings.http)
+    openapi.install(app)
     for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(APIError, handle_exception)

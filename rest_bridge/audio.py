@@ -18,6 +18,7 @@ from rest_bridge import audio_formats, calls, convert, sse
 from rest_bridge.body import validation_error
 from rest_bridge.errors import APIError, bad_request
 from rest_bridge.grpc_client import GrpcClient, metadata
+from rest_bridge.openapi import form_body
 from rest_bridge.sampling import Int32, Int64
 
 router = APIRouter()
@@ -112,12 +113,12 @@ class TranscriptionForm(BaseModel):
         )
 
 
-@router.post("/v1/audio/transcriptions")
+@router.post("/v1/audio/transcriptions", openapi_extra=form_body(TranscriptionForm))
 async def create_transcription(request: Request):
     return await _speech_to_text(request, "transcribe")
 
 
-@router.post("/v1/audio/translations")
+@router.post("/v1/audio/translations", openapi_extra=form_body(TranscriptionForm))
 async def create_translation(request: Request):
     return await _speech_to_text(request, "translate")
 

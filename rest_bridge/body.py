@@ -24,8 +24,9 @@ async def parse_json(request: Request, model: type[M]) -> M:
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
         raise APIError(
-            400, f"1 validation error: JSON decode error: {exc.msg}", "Bad Request", "body"
+            400, f"1 validation error: JSON decode error: {reason}", "Bad Request", "body"
         ) from exc
     try:
         return model.model_validate(data)

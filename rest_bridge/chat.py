@@ -23,6 +23,7 @@ from rest_bridge.chat_messages import (
 )
 from rest_bridge.errors import bad_request
 from rest_bridge.grpc_client import GrpcClient, metadata
+from rest_bridge.openapi import json_body
 from rest_bridge.sampling import Int32, SamplingFields
 
 router = APIRouter()
@@ -99,7 +100,7 @@ def _grpc_request(req: ChatCompletionRequest, request_id: str) -> pb.ChatRequest
     )
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", openapi_extra=json_body(ChatCompletionRequest))
 async def create_chat_completion(request: Request):
     req = await parse_json(request, ChatCompletionRequest)
     req.check_stream_options()

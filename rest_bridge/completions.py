@@ -15,6 +15,7 @@ from rest_bridge import logprobs as logprobs_json
 from rest_bridge.body import parse_json
 from rest_bridge.errors import bad_request
 from rest_bridge.grpc_client import GrpcClient, metadata
+from rest_bridge.openapi import json_body
 from rest_bridge.sampling import Int32, SamplingFields, TokenId
 
 MAX_PROMPTS = 1024
@@ -86,7 +87,7 @@ def _grpc_request(req: CompletionRequest, prompt: str | list[int], request_id: s
     return message
 
 
-@router.post("/v1/completions")
+@router.post("/v1/completions", openapi_extra=json_body(CompletionRequest))
 async def create_completion(request: Request):
     req = await parse_json(request, CompletionRequest)
     _check(req)

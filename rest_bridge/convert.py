@@ -10,6 +10,7 @@ from importlib import metadata
 from fastapi import Request
 
 from protoserve.common.v1 import output_pb2
+from rest_bridge.errors import bad_request
 
 _FINISH = {
     output_pb2.FINISH_REASON_STOP: "stop",
@@ -64,8 +65,25 @@ def add_usage(total: output_pb2.Usage, more: output_pb2.Usage) -> None:
 
 
 def request_id(request: Request, body_request_id: str | None) -> str:
-    """X-Request-Id header, else the body's request_id, else a random id."""
-    return request.headers.get("x-request-id") or body_request_id or uuid.uuid4().hex
+    """X-Request-Id header, else the body's request_id, else a random id (kept on the
+    request's state: --enable-request-id-headers echoes it)."""
+    header = request.headers.get("x-request-id")
+    chosen = header or body_request_id or uuid.uuid4().hex
+    _check_request_id(chosen, "X-Request-Id" if header else "request_id")
+    request.state.request_id = chosen
+    return chosen
+
+
+MAX_REQUEST_ID_LENGTH = 512
+
+
+def _check_request_id(request_id: str, param: str) -> None:
+    """The id travels as gRPC metadata (x-request-id): printable ASCII, bounded."""
+    if len(request_id) > MAX_REQUEST_ID_LENGTH or not all(" " <= c <= "~" for c in request_id):
+        raise bad_request(
+            f"`{param}` must be at most {MAX_REQUEST_ID_LENGTH} printable ASCII characters.",
+            param,
+        )
 
 
 def now() -> int:

@@ -17,6 +17,7 @@ from rest_bridge import calls, convert, tensors
 from rest_bridge.body import parse_json
 from rest_bridge.errors import bad_request, from_grpc
 from rest_bridge.grpc_client import GrpcClient, metadata
+from rest_bridge.openapi import json_body
 from rest_bridge.pooling import InputFields, encoded, usage
 from rest_bridge.sampling import Int32, Int64
 
@@ -38,7 +39,7 @@ async def _embed(request: Request, message: pb.EmbedRequest, request_id: str) ->
     return reply
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", openapi_extra=json_body(EmbeddingRequest))
 async def create_embeddings(request: Request):
     req = await parse_json(request, EmbeddingRequest)
     req.check_removed_fields()
@@ -163,7 +164,7 @@ def _by_type(kind: str, values: list) -> Any:
     return [getattr(tensors, kind)(v) for v in values]
 
 
-@router.post("/v2/embed")
+@router.post("/v2/embed", openapi_extra=json_body(CohereEmbedRequest))
 async def cohere_embed(request: Request) -> dict:
     req = await parse_json(request, CohereEmbedRequest)
     texts = _cohere_texts(req)

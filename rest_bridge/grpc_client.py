@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from protoserve.audio.v1 import audio_pb2_grpc
 from protoserve.generate.v1 import generate_pb2_grpc
+from protoserve.metrics.v1 import metrics_pb2_grpc
 from protoserve.models.v1 import models_pb2_grpc
 from protoserve.pooling.v1 import pooling_pb2_grpc
 from protoserve.responses.v1 import responses_pb2_grpc
@@ -29,6 +30,7 @@ class GrpcClient:
     pooling: pooling_pb2_grpc.PoolingServiceStub
     scoring: scoring_pb2_grpc.ScoringServiceStub
     audio: audio_pb2_grpc.AudioServiceStub
+    metrics: metrics_pb2_grpc.MetricsServiceStub
     responses: responses_pb2_grpc.ResponsesServiceStub
 
     @classmethod
@@ -58,6 +60,7 @@ class GrpcClient:
             scoring=scoring_pb2_grpc.ScoringServiceStub(channel),
             audio=audio_pb2_grpc.AudioServiceStub(channel),
             responses=responses_pb2_grpc.ResponsesServiceStub(channel),
+            metrics=metrics_pb2_grpc.MetricsServiceStub(channel),
         )
 
     async def is_serving(self, timeout: float = 5.0) -> bool:

@@ -16,7 +16,8 @@ async def _health(request: Request) -> Response:
 
 
 router.add_api_route("/health", _health, methods=["GET"])
-router.add_api_route("/ping", _health, methods=["GET", "POST"])
+router.add_api_route("/ping", _health, methods=["GET"], name="ping")
+router.add_api_route("/ping", _health, methods=["POST"], name="ping_post")
 
 
 @router.get("/version")

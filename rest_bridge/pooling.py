@@ -16,6 +16,7 @@ from rest_bridge.body import parse_json
 from rest_bridge.chat_messages import ChatMessageIn, message_proto, template_options
 from rest_bridge.errors import bad_request
 from rest_bridge.grpc_client import GrpcClient, metadata
+from rest_bridge.openapi import json_body
 from rest_bridge.sampling import Int32, Int64
 
 router = APIRouter()
@@ -199,7 +200,7 @@ class PoolingRequest(InputFields):
     dimensions: Int32 | None = None
 
 
-@router.post("/pooling")
+@router.post("/pooling", openapi_extra=json_body(PoolingRequest))
 async def create_pooling(request: Request) -> dict:
     req = await parse_json(request, PoolingRequest)
     req.check_removed_fields()
@@ -237,7 +238,7 @@ async def create_pooling(request: Request) -> dict:
 
 
 # -- POST /classify ----------------------------------------------------------------------
-@router.post("/classify")
+@router.post("/classify", openapi_extra=json_body(InputFields))
 async def create_classify(request: Request) -> dict:
     req = await parse_json(request, InputFields)
     req.check_removed_fields()

@@ -24,6 +24,8 @@ TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
 # No "4", 2.0 or true: these fields are refused unless they are integers.
 StrictInt32 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
 UInt32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+# A non-optional `x: Int32 = Field(default=0, ge=0)` keeps Int32's lower bound: use this.
+NonNegativeInt32 = Annotated[Int32, Field(ge=0)]
 
 REMOVED_GUIDED_FIELDS = (
     "guided_json",

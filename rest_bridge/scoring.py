@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from protoserve.common.v1 import chat_pb2, output_pb2
 from protoserve.scoring.v1 import scoring_pb2 as pb
@@ -15,8 +15,9 @@ from rest_bridge import calls, convert
 from rest_bridge.body import parse_json
 from rest_bridge.errors import bad_request
 from rest_bridge.grpc_client import GrpcClient, metadata
+from rest_bridge.openapi import json_body
 from rest_bridge.pooling import PoolingFields
-from rest_bridge.sampling import Int32, Int64, TokenId
+from rest_bridge.sampling import Int32, Int64, NonNegativeInt32, TokenId
 
 router = APIRouter()
 
@@ -26,8 +27,9 @@ _PAIR_FIELDS = (("queries", "documents"), ("queries", "items"), ("data_1", "data
 
 
 class ScoreFields(PoolingFields):
-    max_tokens_per_query: Int32 = Field(default=0, ge=0)
-    max_tokens_per_doc: Int32 = Field(default=0, ge=0)
+    # Constraints inside Annotated: a Field(ge=0) default would lose to Int32's own bound.
+    max_tokens_per_query: NonNegativeInt32 = 0
+    max_tokens_per_doc: NonNegativeInt32 = 0
     instruction: str | None = None
     chat_template_kwargs: dict[str, Any] | None = None
 
@@ -56,7 +58,7 @@ class ScoreRequest(ScoreFields):
 class RerankRequest(ScoreFields):
     query: Any = None
     documents: list[Any] | None = None
-    top_n: Int32 = Field(default=0, ge=0)
+    top_n: NonNegativeInt32 = 0
     return_documents: bool | None = None
     # Cohere fields vLLM accepts and ignores: documents are scored whole.
     rank_fields: list[str] | None = None
@@ -105,8 +107,8 @@ def score_usage(usage) -> dict:
     }
 
 
-@router.post("/score")
-@router.post("/v1/score")
+@router.post("/score", openapi_extra=json_body(ScoreRequest))
+@router.post("/v1/score", openapi_extra=json_body(ScoreRequest))
 async def create_score(request: Request) -> dict:
     req = await parse_json(request, ScoreRequest)
     req.check_removed_fields()
@@ -138,9 +140,9 @@ def _document(item: pb.ScoreInput) -> dict:
     return {"text": item.text}
 
 
-@router.post("/rerank")
-@router.post("/v1/rerank")
-@router.post("/v2/rerank")
+@router.post("/rerank", openapi_extra=json_body(RerankRequest))
+@router.post("/v1/rerank", openapi_extra=json_body(RerankRequest))
+@router.post("/v2/rerank", openapi_extra=json_body(RerankRequest))
 async def create_rerank(request: Request) -> dict:
     req = await parse_json(request, RerankRequest)
     req.check_removed_fields()
@@ -209,7 +211,7 @@ def _text_or_tokens(value: str | list[int]) -> pb.TextOrTokens:
     return pb.TextOrTokens(token_ids=output_pb2.TokenIds(ids=value))
 
 
-@router.post("/generative_scoring")
+@router.post("/generative_scoring", openapi_extra=json_body(GenerativeScoreRequest))
 async def create_generative_score(request: Request) -> dict:
     req = await parse_json(request, GenerativeScoreRequest)
     request_id = convert.request_id(request, req.request_id)

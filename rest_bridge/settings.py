@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP front: request id echo, CORS (vLLM's flags and defaults), root path."""
+
+    # --enable-request-id-headers: X-Request-Id on every response.
+    enable_request_id_headers: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    allowed_methods: tuple[str, ...] = ("*",)
+    allowed_headers: tuple[str, ...] = ("*",)
+    allow_credentials: bool = False
+    # --root-path: the prefix a path-routing proxy serves the bridge under (uvicorn's
+    # root_path: routes match with or without it; /openapi.json names it in `servers`).
+    root_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,3 +51,4 @@ class BridgeSettings:
     grpc_tls: ChannelTls | None = None
     # --max-request-size: bodies above it get 413; the gRPC message limit too.
     max_request_bytes: int = 64 << 20
+    http: HttpSettings = field(default_factory=HttpSettings)

@@ -13,8 +13,15 @@ DONE = "data: [DONE]\n\n"
 MEDIA_TYPE = "text/event-stream"
 
 
+# Line breaks JSON leaves raw (it escapes only U+0000-U+001F): a client that splits lines
+# on every Unicode line break (Python's str.splitlines, as httpx's iter_lines does) would
+# cut a frame in two. Outside strings JSON is ASCII, so escaping them anywhere is safe.
+_UNICODE_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
 def frame(payload: dict) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return f"data: {data.translate(_UNICODE_LINE_BREAKS)}\n\n"
 
 
 async def event_stream(payloads: AsyncIterator[dict]) -> AsyncIterator[str]:

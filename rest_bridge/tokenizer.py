@@ -19,6 +19,7 @@ from rest_bridge.chat_messages import (
 )
 from rest_bridge.errors import bad_request
 from rest_bridge.grpc_client import GrpcClient
+from rest_bridge.openapi import json_body
 from rest_bridge.sampling import TokenId
 
 router = APIRouter()
@@ -60,7 +61,7 @@ def _chat_input(req: TokenizeRequest) -> pb.ChatInput:
     )
 
 
-@router.post("/tokenize")
+@router.post("/tokenize", openapi_extra=json_body(TokenizeRequest))
 async def tokenize(request: Request) -> dict:
     req = await parse_json(request, TokenizeRequest)
     message = pb.TokenizeRequest(
@@ -84,7 +85,7 @@ async def tokenize(request: Request) -> dict:
     }
 
 
-@router.post("/detokenize")
+@router.post("/detokenize", openapi_extra=json_body(DetokenizeRequest))
 async def detokenize(request: Request) -> dict:
     req = await parse_json(request, DetokenizeRequest)
     client: GrpcClient = request.app.state.grpc

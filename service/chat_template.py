@@ -124,7 +124,9 @@ def render(source: str, variables: dict[str, Any]) -> str:
         return template.render(**variables)
     except jinja2.exceptions.TemplateError as exc:
         raise TemplateError(f"Chat template error: {exc}", field="messages") from exc
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+    except InvalidArgument:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a template is code: 1/0, runaway recursion ...
         raise TemplateError(f"Chat template error: {exc!r}", field="messages") from exc
 
 

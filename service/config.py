@@ -128,3 +128,8 @@ class ServiceConfig:
     tls: TlsOptions | None = None
     # --max-request-size: the largest gRPC message received or sent.
     max_message_bytes: int = 64 << 20
+    # Prometheus /metrics on this port of `host` (0: a free port; None: none). The
+    # MetricsService RPC serves the same text either way.
+    metrics_port: int | None = None
+    # One "request finished" log line per request (--disable-log-requests turns it off).
+    log_requests: bool = True

@@ -11,8 +11,6 @@ import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import structlog
-
 from engine import FinishReason, RequestOutput, SamplingParams
 from engine.outputs import BeamSequence
 from protoserve.common.v1 import output_pb2
@@ -21,10 +19,9 @@ from service.logprobs import LogprobsRenderer, prompt_logprobs
 from service.params import RequestParams
 from service.prompts import Prompt
 from service.registry import ServedModel
+from service.request_meter import CANCELLED, FAILED
 from service.stop_strings import StopStringMatcher
 from service.streams import merge
-
-log = structlog.get_logger(__name__)
 
 
 class FinishKind(enum.Enum):
@@ -103,22 +100,21 @@ class GenerationJob:
         if self.echo_only:
             source = _prompt_only(source)
         finishes: dict[int, str] = {}
+        clock = self.model.meter.start(self.request_id, self.usage.prompt_tokens)
+        unfinished = CANCELLED
         try:
             async for delta in source:
                 self.usage.completion_tokens += len(delta.token_ids)
+                clock.tokens(delta.index, len(delta.token_ids))
                 if delta.finish is not None:
                     finishes[delta.index] = delta.finish.kind.value
                 yield delta
+        except Exception:
+            unfinished = FAILED
+            raise
         finally:
-            log.info(
-                "request finished",
-                request_id=self.request_id,
-                model=self.model.name,
-                prompt_tokens=self.usage.prompt_tokens,
-                completion_tokens=self.usage.completion_tokens,
-                cached_tokens=self.usage.cached_tokens,
-                finish_reasons=[finishes.get(i, "cancelled") for i in range(settings.n)],
-            )
+            reasons = [finishes.get(i, unfinished) for i in range(settings.n)]
+            self.model.meter.finish_generation(clock, reasons, self.usage.cached_tokens)
 
     async def abort(self) -> None:
         """Abort every engine request; their streams end with finish reason ABORT."""

@@ -46,9 +46,17 @@ def to_service_error(exc: Exception) -> ServiceError:
     if isinstance(exc, InvalidParameter):
         return InvalidArgument(str(exc), field=exc.field)
     if isinstance(exc, EngineDeadError):
-        return Internal(f"The engine failed: {exc}")
+        return Internal(_engine_dead_message(exc))
     log.exception("unhandled error", error=repr(exc))
     return Internal("Internal server error")
+
+
+def _engine_dead_message(exc: EngineDeadError) -> str:
+    """The cause's type only: its text may hold paths or device details."""
+    cause = exc.__cause__
+    if cause is None or isinstance(cause, EngineDeadError):
+        return "The engine is not running; the server is shutting down."
+    return f"The engine failed ({type(cause).__name__}); the server is shutting down."
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:

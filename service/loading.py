@@ -14,6 +14,7 @@ from engine.pooling import PoolerConfig, PoolingEngine, resolve_runner
 from service.chat import ChatRenderSettings
 from service.chat_output import check_chat_options
 from service.config import ChatOptions, EngineOptions, ModelSpec
+from service.faults import install_engine_fault
 from service.generation_config import load_defaults
 from service.pooling import PoolingSupport
 from service.pooling_inputs import PoolingTokenizer
@@ -70,6 +71,8 @@ def load_model(
     )
     if not pooling:  # structured outputs: the grammar engine masks this vocabulary
         core.set_tokenizer_info(tokenizer.grammar_info(core.vocab_size, core.eos_token_ids))
+    if install_engine_fault(core):
+        log.warning("test-only engine fault injection is armed", model=spec.names[0])
     engine = AsyncEngine(core)
     engine.start()
     template = spec.chat_template_source() or tokenizer.chat_template

@@ -15,6 +15,7 @@ from protoserve.pooling.v1 import pooling_pb2
 from service.errors import Internal, InvalidArgument
 from service.pooling_inputs import PoolingTokenizer
 from service.registry import Capability, ServedModel
+from service.request_meter import CANCELLED, FAILED
 
 # Cohere input types -> the prompt names sentence-transformers models commonly use.
 _INPUT_TYPE_PROMPTS = {
@@ -81,14 +82,20 @@ async def run_pooling(
         asyncio.ensure_future(_encode(model, f"{request_id}-{i}", ids, p, priority))
         for i, (ids, p) in enumerate(zip(prompts, params, strict=True))
     ]
+    clock, outcome = model.meter.start(request_id, sum(map(len, prompts))), CANCELLED
     try:
         outputs = await asyncio.gather(*tasks)
+        outcome = "stop"
+    except Exception:
+        outcome = FAILED
+        raise
     finally:
         pending = [t for t in tasks if not t.done()]
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        model.meter.finish_pooling(clock, [len(p) for p in prompts], outcome)
     if any(o.data is None for o in outputs):  # aborted in the engine before it ran
         raise Internal("A pooling request was aborted before it ran.")
     return outputs

@@ -11,6 +11,7 @@ from service.chat import ChatRenderSettings
 from service.config import ChatOptions
 from service.errors import ResourceExhausted, Unavailable, Unimplemented, model_not_found
 from service.generation_config import SamplingDefaults
+from service.request_meter import RequestMeter
 from service.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class ServedModel:
     chat_options: ChatOptions = ChatOptions()
     # --max-queued-requests: admit() refuses new requests while this many wait.
     max_queued_requests: int | None = None
+    # Per-request log lines and metrics (the server binds it to its metrics).
+    meter: RequestMeter = RequestMeter()
 
     @property
     def name(self) -> str:

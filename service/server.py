@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 import grpc
 import structlog
@@ -12,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from protoserve.audio.v1 import audio_pb2, audio_pb2_grpc
 from protoserve.generate.v1 import generate_pb2, generate_pb2_grpc
+from protoserve.metrics.v1 import metrics_pb2, metrics_pb2_grpc
 from protoserve.models.v1 import models_pb2, models_pb2_grpc
 from protoserve.pooling.v1 import pooling_pb2, pooling_pb2_grpc
 from protoserve.responses.v1 import responses_pb2, responses_pb2_grpc
@@ -22,11 +24,14 @@ from service.config import ServiceConfig
 from service.drain import Drain
 from service.inflight import InflightRequests
 from service.interceptors import ErrorInterceptor
+from service.metrics import ServiceMetrics
 from service.registry import ModelRegistry
+from service.request_meter import RequestMeter
 from service.responses.store import ResponseStore
 from service.servicers import unimplemented
 from service.servicers.audio import AudioServicer
 from service.servicers.generate import GenerateServicer
+from service.servicers.metrics import MetricsServicer
 from service.servicers.models import ModelsServicer
 from service.servicers.pooling import PoolingServicer
 from service.servicers.responses import ResponsesServicer
@@ -44,6 +49,7 @@ SERVED = [
     scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name,
     audio_pb2.DESCRIPTOR.services_by_name["AudioService"].full_name,
     responses_pb2.DESCRIPTOR.services_by_name["ResponsesService"].full_name,
+    metrics_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name,
 ]
 ALL_SERVICES = SERVED + list(unimplemented.NOT_YET_SERVED)
 
@@ -96,11 +102,19 @@ class Service:
     health: health.aio.HealthServicer
     inflight: InflightRequests
     drainer: Drain
+    metrics: ServiceMetrics
+    # The --metrics-port listener's port (None: not serving one).
+    metrics_port: int | None = None
+    # Set when an engine's step loop fails: the launcher then stops with a non-zero exit.
+    failed: asyncio.Event = field(default_factory=asyncio.Event)
+    failure: str | None = None
+    _health_update: asyncio.Future | None = field(default=None, repr=False)
 
     @classmethod
     async def start(cls, config: ServiceConfig) -> Service:
         """Listen at once (health NOT_SERVING); call load_models() next."""
         registry, inflight, drainer = ModelRegistry(), InflightRequests(), Drain()
+        metrics = ServiceMetrics(lambda: [(m.name, m.engine.stats()) for m in registry.loaded()])
         auth = [ApiKeyInterceptor(config.api_keys)] if config.api_keys else []
         server = grpc.aio.server(
             interceptors=[*auth, drainer, ErrorInterceptor()],
@@ -121,6 +135,7 @@ class Service:
             ResponsesServicer(registry, generate, ResponseStore(config.max_stored_responses)),
             server,
         )
+        metrics_pb2_grpc.add_MetricsServiceServicer_to_server(MetricsServicer(metrics), server)
         server.add_generic_rpc_handlers(unimplemented.generic_handlers())
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -129,7 +144,10 @@ class Service:
         )
         port = _listen(server, config)
         await server.start()
-        service = cls(config, server, port, registry, health_servicer, inflight, drainer)
+        service = cls(config, server, port, registry, health_servicer, inflight, drainer, metrics)
+        if config.metrics_port is not None:
+            service.metrics_port = metrics.serve(config.host, config.metrics_port)
+            log.info("metrics listening", host=config.host, port=service.metrics_port)
         await service._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         log.info(
             "grpc server listening",
@@ -153,9 +171,34 @@ class Service:
                 self.config.trust_request_chat_template,
                 self.config.chat,
             )
+            meter = RequestMeter(model.name, self.metrics.requests, self.config.log_requests)
+            model = dataclasses.replace(model, meter=meter)
             self.registry.add(model)
+            self._watch(model.name, model.engine)
         self.registry.mark_ready()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+
+    def _watch(self, name: str, engine) -> None:
+        loop = asyncio.get_running_loop()
+
+        def failed(cause: BaseException) -> None:  # on the step thread
+            try:
+                loop.call_soon_threadsafe(self._engine_failed, name, cause)
+            except RuntimeError:  # the event loop is closed: the server is gone already
+                pass
+
+        engine.on_failure(failed)
+
+    def _engine_failed(self, name: str, cause: BaseException) -> None:
+        """An engine's step loop failed (its requests failed with INTERNAL already): refuse
+        new work, report NOT_SERVING, and tell the launcher to exit non-zero."""
+        log.error("engine failed; stopping the server", model=name, error=repr(cause))
+        self.failure = f"engine of {name!r} failed: {cause!r}"
+        self.drainer.start()
+        self._health_update = asyncio.ensure_future(
+            self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        )
+        self.failed.set()
 
     async def drain(self, hurry: asyncio.Event | None = None) -> bool:
         """Report NOT_SERVING and refuse new RPCs (UNAVAILABLE "server is draining"), then
@@ -178,6 +221,7 @@ class Service:
         await self.server.stop(grace=STOP_GRACE_SECONDS)
         for model in self.registry.loaded():
             model.engine.shutdown()
+        self.metrics.close()
         log.info("grpc server stopped")
 
     async def _set_health(self, status: int) -> None:

@@ -28,7 +28,14 @@ import structlog
 import torch
 
 SOURCE = Path(__file__).parent / "csrc" / "paged_decode.c"
-FLAGS = ("-O3", "-march=native", "-ffast-math", "-fopenmp", "-fPIC", "-shared", "-std=gnu11")
+# -ffast-math's parts, not the flag itself: with it (or -funsafe-math-optimizations) GCC
+# before 13 links crtfastmath.o into the library, whose constructor turns on
+# flush-to-zero / denormals-are-zero for the whole process once loaded (numpy and torch
+# then lose IEEE subnormals; hypothesis refuses to run).
+FAST_MATH = ("-fno-math-errno", "-ffinite-math-only", "-fno-signed-zeros", "-fno-trapping-math",
+             "-fassociative-math", "-freciprocal-math", "-fno-rounding-math",
+             "-fno-signaling-nans", "-fcx-limited-range", "-fexcess-precision=fast")  # fmt: skip
+FLAGS = ("-O3", "-march=native", *FAST_MATH, "-fopenmp", "-fPIC", "-shared", "-std=gnu11")
 CACHE_ENV = "PROTOSERVE_KERNEL_CACHE"
 CC_ENV = "PROTOSERVE_CC"
 _BUILD_TIMEOUT_S = 120

@@ -67,6 +67,20 @@ def parse_json_object(text: str | dict) -> str:
     return json.dumps(value)
 
 
+def parse_json_list(text: str | list) -> list[str]:
+    """A JSON list of strings (vLLM's CORS flags: '["https://a.example"]'); from the YAML
+    config, a list. A bare word is a list of one."""
+    value = text
+    if isinstance(text, str):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = [text]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise argparse.ArgumentTypeError(f"not a JSON list of strings: {text!r}")
+    return value
+
+
 SERVE, GRPC, BRIDGE = "serve", "grpc", "bridge"
 SERVICE_COMMANDS = frozenset({SERVE, GRPC})
 BRIDGE_COMMANDS = frozenset({SERVE, BRIDGE})
@@ -374,6 +388,33 @@ FLAGS: tuple[Flag, ...] = (
         float,
         10.0,
     ),
+    # Observability and HTTP front (issue 9, item 6).
+    Flag(
+        "metrics-port",
+        "Serve the service's Prometheus /metrics on this port (the bridge's /metrics "
+        "includes them either way).",
+        SERVICE_COMMANDS,
+        int,
+    ),
+    Flag(
+        "disable-log-requests",
+        "No 'request finished' log line per request.",
+        SERVICE_COMMANDS,
+        parse_bool,
+        False,
+    ),
+    Flag(
+        "enable-request-id-headers",
+        "Echo X-Request-Id on every response (a new id when the client sent none).",
+        BRIDGE_COMMANDS,
+        parse_bool,
+        False,
+    ),
+    Flag("allowed-origins", "CORS: JSON list of origins.", BRIDGE_COMMANDS, parse_json_list, []),
+    Flag("allowed-methods", "CORS: JSON list of methods.", BRIDGE_COMMANDS, parse_json_list, ["*"]),
+    Flag("allowed-headers", "CORS: JSON list of headers.", BRIDGE_COMMANDS, parse_json_list, ["*"]),
+    Flag("allow-credentials", "CORS: allow credentials.", BRIDGE_COMMANDS, parse_bool, False),
+    Flag("root-path", "Path prefix of a path-routing proxy in front.", BRIDGE_COMMANDS, str),
     Flag("log-format", "console or json.", ALL, str, "console", choices=("console", "json")),
     Flag("log-level", "debug, info, warning or error.", ALL, str, "info"),
 )
@@ -399,6 +440,23 @@ def add_flags(parser: argparse.ArgumentParser, command: str) -> None:
             if flag.repeatable:
                 kwargs["action"] = "extend"
         parser.add_argument(f"--{flag.name}", **kwargs)
+
+
+def to_argv(values: Mapping[str, Any], names: tuple[str, ...]) -> list[str]:
+    """Resolved values of these flags as command-line arguments (for a child process)."""
+    by_name = {f.name: f for f in FLAGS}
+    argv: list[str] = []
+    for name in names:
+        flag, value = by_name[name], values[by_name[name].dest]
+        if value is None:
+            continue
+        if flag.type is parse_bool:
+            argv.append(f"--{name}" if value else f"--no-{name}")
+        elif flag.type is parse_json_list:
+            argv += [f"--{name}", json.dumps(value)]
+        else:
+            argv += [f"--{name}", *(map(str, value) if flag.many else [str(value)])]
+    return argv
 
 
 def resolve(command: str, cli: Mapping[str, Any], env: Mapping[str, str] = os.environ) -> dict:

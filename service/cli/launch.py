@@ -1,7 +1,8 @@
 """Starting the processes: the gRPC service, the REST bridge, or both (`serve`: the
 service in this process, the bridge in a child process talking to it over a unix
 socket). SIGINT / SIGTERM drain the service (health NOT_SERVING, new RPCs refused,
-in-flight calls finish within --shutdown-timeout), then stop everything and exit 0."""
+in-flight calls finish within --shutdown-timeout), then stop everything and exit 0. An
+engine failure drains the same way (its requests have failed already) and exits 1."""
 
 from __future__ import annotations
 
@@ -64,6 +65,8 @@ def service_config(values: dict[str, Any], uds_path: str | None = None):
         api_keys=api_keys(values),
         tls=_grpc_tls(values),
         max_message_bytes=values["max_request_size"],
+        metrics_port=values["metrics_port"],
+        log_requests=not values["disable_log_requests"],
     )
 
 
@@ -147,7 +150,22 @@ def _bridge_env(keys: tuple[str, ...]) -> dict[str, str]:
     return env
 
 
+# Bridge flags `serve` hands to its bridge process as they were resolved.
+BRIDGE_LIMIT_FLAGS = ("max-request-size",)
+BRIDGE_TLS_FLAGS = ("ssl-keyfile", "ssl-certfile", "ssl-ca-certs", "ssl-cert-reqs")
+BRIDGE_HTTP_FLAGS = (
+    "enable-request-id-headers",
+    "allowed-origins",
+    "allowed-methods",
+    "allowed-headers",
+    "allow-credentials",
+    "root-path",
+)
+
+
 def _bridge_command(values: dict[str, Any], uds: str) -> list[str]:
+    from service.cli.flags import to_argv
+
     return [
         sys.executable,
         "-m",
@@ -167,19 +185,8 @@ def _bridge_command(values: dict[str, Any], uds: str) -> list[str]:
         str(values["shutdown_timeout"]),
         "--max-audio-clip-filesize-mb",
         str(values["max_audio_clip_filesize_mb"]),
-        "--max-request-size",
-        str(values["max_request_size"]),
-        *_bridge_tls_args(values),
+        *to_argv(values, (*BRIDGE_LIMIT_FLAGS, *BRIDGE_TLS_FLAGS, *BRIDGE_HTTP_FLAGS)),
     ]
-
-
-def _bridge_tls_args(values: dict[str, Any]) -> list[str]:
-    args = []
-    for name in ("ssl-keyfile", "ssl-certfile", "ssl-ca-certs", "ssl-cert-reqs"):
-        value = values[name.replace("-", "_")]
-        if value is not None:
-            args += [f"--{name}", str(value)]
-    return args
 
 
 async def _run_service(config, bridge: tuple[list[str], dict[str, str]] | None) -> int:
@@ -197,6 +204,7 @@ async def _run_service(config, bridge: tuple[list[str], dict[str, str]] | None) 
     }
     if child is not None:
         waits[asyncio.ensure_future(asyncio.to_thread(child.wait))] = "bridge exited"
+    waits[asyncio.ensure_future(_engine_failure(service))] = "engine failed"
     code = await _wait_for_stop(waits)
     # Drain first, bridge still up: new requests get 503 from it, in-flight ones finish.
     # A second signal cuts the drain short.
@@ -213,9 +221,15 @@ async def _run_service(config, bridge: tuple[list[str], dict[str, str]] | None) 
     return code
 
 
+async def _engine_failure(service) -> str:
+    await service.failed.wait()
+    return service.failure
+
+
 async def _wait_for_stop(waits: dict[asyncio.Future, str]) -> int:
     """0 on a stop signal (or the bridge stopping cleanly: Ctrl-C in a terminal reaches
-    both processes); 1 if loading fails or the bridge fails."""
+    both processes); 1 if loading fails, the bridge fails or an engine fails (so an
+    orchestrator restarts the process)."""
     pending = set(waits)
     while pending:
         done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -229,10 +243,14 @@ async def _wait_for_stop(waits: dict[asyncio.Future, str]) -> int:
             log.error(
                 "stopping on failure",
                 reason=reason,
-                error=repr(error) if error else f"exit code {task.result()}",
+                error=repr(error) if error else _failure_detail(reason, task.result()),
             )
             return 1
     return 1
+
+
+def _failure_detail(reason: str, result: object) -> str:
+    return str(result) if reason == "engine failed" else f"exit code {result}"
 
 
 def _reap(child: subprocess.Popen, timeout: float) -> None:
@@ -241,6 +259,19 @@ def _reap(child: subprocess.Popen, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         child.kill()
         child.wait()
+
+
+def http_settings(values: dict[str, Any]):
+    from rest_bridge.settings import HttpSettings
+
+    return HttpSettings(
+        enable_request_id_headers=values["enable_request_id_headers"],
+        allowed_origins=tuple(values["allowed_origins"]),
+        allowed_methods=tuple(values["allowed_methods"]),
+        allowed_headers=tuple(values["allowed_headers"]),
+        allow_credentials=values["allow_credentials"],
+        root_path=values["root_path"] or "",
+    )
 
 
 def run_bridge(values: dict[str, Any]) -> int:
@@ -259,6 +290,7 @@ def run_bridge(values: dict[str, Any]) -> int:
         ssl_certfile=values["ssl_certfile"],
         ssl_ca_certs=values["ssl_ca_certs"],
         ssl_cert_reqs=values["ssl_cert_reqs"],
+        root_path=settings.http.root_path,  # --root-path: the server's, as FastAPI asks
     )
     uvicorn.Server(config).run()
     return 0
@@ -285,4 +317,5 @@ def bridge_settings(values: dict[str, Any]):
         grpc_api_key=values["grpc_api_key"],
         grpc_tls=tls,
         max_request_bytes=values["max_request_size"],
+        http=http_settings(values),
     )

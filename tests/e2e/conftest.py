@@ -62,55 +62,63 @@ def _wait_healthy(servers: Servers, verify: ssl.SSLContext | str | bool = True) 
     raise TimeoutError(f"protoserve not healthy after {STARTUP_SECONDS}s:\n{servers.log()}")
 
 
-@pytest.fixture(scope="session")
-def servers(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+def start_serve(
+    models: list[str], log_path: Path, *flags: str, env: dict[str, str] | None = None
+) -> Servers:
+    """`protoserve serve MODELS... FLAGS` on free loopback ports, once healthy (the
+    caller stops it: `stop_serve`)."""
     http_port, grpc_port = free_port(), free_port()
-    log_path = tmp_path_factory.mktemp("logs") / "protoserve.log"
     command = [
-        sys.executable,
-        "-m",
-        "service.cli",
-        "serve",
-        str(demo_model_dir),
-        f"{EMBED_MODEL}={minilm_dir()}",  # NAME=PATH: the embedding model beside the demo
-        "--served-model-name",
-        "demo",
-        "demo-alias",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(http_port),
-        "--grpc-host",
-        "127.0.0.1",
-        "--grpc-port",
-        str(grpc_port),
-        "--max-model-len",
-        str(MAX_MODEL_LEN),
-        "--max-num-seqs",
-        "16",
-        "--log-format",
-        "json",
-        "--shutdown-timeout",
-        "5",
-    ]
+        sys.executable, "-m", "service.cli", "serve", *models,
+        "--host", "127.0.0.1", "--port", str(http_port),
+        "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port),
+        "--log-format", "json", *flags,
+    ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **(env or {})},
         )
     servers = Servers(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, log_path)
     try:
         _wait_healthy(servers)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return servers
+
+
+def stop_serve(servers: Servers, timeout: float = 30) -> int:
+    """SIGTERM (unless it exited already) and the exit code; killed after `timeout`."""
+    if servers.process.poll() is None:
+        servers.process.send_signal(signal.SIGTERM)
+    try:
+        return servers.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        servers.process.kill()
+        servers.process.wait()
+        raise
+
+
+@pytest.fixture(scope="session")
+def servers(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    log_path = tmp_path_factory.mktemp("logs") / "protoserve.log"
+    servers = start_serve(
+        [str(demo_model_dir), f"{EMBED_MODEL}={minilm_dir()}"],  # NAME=PATH: beside the demo
+        log_path,
+        "--served-model-name", "demo", "demo-alias",
+        "--max-model-len", str(MAX_MODEL_LEN),
+        "--max-num-seqs", "16",
+        "--shutdown-timeout", "5",
+        "--enable-request-id-headers",
+    )  # fmt: skip
+    try:
         yield servers
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+        code = stop_serve(servers)
     assert code == 0, f"protoserve exited with {code} on SIGTERM:\n{servers.log()}"
 
 

@@ -181,6 +181,37 @@ async def test_step_failure_kills_the_engine(llama_eos, monkeypatch) -> None:
         engine.shutdown()
 
 
+async def test_failure_callbacks_hear_of_a_step_failure_not_a_shutdown(llama_eos) -> None:
+    core = make_engine(llama_eos)
+    engine = AsyncEngine(core)
+    heard: list[BaseException] = []
+    engine.on_failure(heard.append)
+    engine.start()
+    try:
+        stream = engine.generate("doomed", [5, 6, 7], ENDLESS)
+        await anext(stream)
+        cause = RuntimeError("device on fire")
+
+        def broken() -> list:
+            raise cause
+
+        core.step = broken
+        with pytest.raises(EngineDeadError):
+            await _collect(stream)
+        assert heard == [cause]
+        late: list[BaseException] = []
+        engine.on_failure(late.append)  # registered after the failure: called at once
+        assert late == [cause]
+    finally:
+        engine.shutdown()
+
+    quiet = AsyncEngine(make_engine(llama_eos))
+    quiet.on_failure(heard.append)
+    quiet.start()
+    quiet.shutdown()
+    assert heard == [cause]
+
+
 async def test_shutdown_refuses_new_work(llama_eos) -> None:
     engine = AsyncEngine(make_engine(llama_eos))
     engine.start()

@@ -173,3 +173,11 @@ def test_the_kernel_builds_once_per_process(fresh_build, monkeypatch) -> None:
     cpu_kernels._build_and_load.cache_clear()  # a new process: loads the cached library
     cpu_kernels.load_kernels()
     assert len(compiles) == 1
+
+
+def test_loading_the_kernels_keeps_ieee_subnormals() -> None:
+    """The library must not flip the process into flush-to-zero (crtfastmath.o)."""
+    cpu_kernels.load_kernels()
+    smallest_normal = 2.2250738585072014e-308
+    assert smallest_normal / 2 != 0.0
+    assert torch.tensor([1e-40]).item() != 0.0  # a float32 subnormal survives

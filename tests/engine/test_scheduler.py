@@ -94,6 +94,7 @@ def test_preemption_frees_the_latest_arrival_and_resumes_it_first() -> None:
     assert b.status == RequestStatus.PREEMPTED and b.num_computed_tokens == 0
     assert list(s.waiting) == [b, s.get_request("c")]  # front of the queue, before c
     assert b.output_token_ids == [1, 2]  # kept for recompute
+    assert s.num_preemptions == 1  # vllm:num_preemptions
     s.finish_request("a", RequestStatus.FINISHED_LENGTH)
     out = _step(s, token=4)
     resumed = out.sequences[0]

@@ -8,6 +8,7 @@ from google.api import annotations_pb2
 from protoserve.audio.v1 import audio_pb2
 from protoserve.common.v1 import chat_pb2, output_pb2, params_pb2
 from protoserve.generate.v1 import generate_pb2
+from protoserve.metrics.v1 import metrics_pb2
 from protoserve.models.v1 import models_pb2
 from protoserve.pooling.v1 import pooling_pb2
 from protoserve.responses.v1 import responses_pb2
@@ -21,6 +22,7 @@ FILES = [
     tokenizer_pb2,
     audio_pb2,
     models_pb2,
+    metrics_pb2,
     responses_pb2,
     chat_pb2,
     output_pb2,
@@ -38,6 +40,7 @@ def test_every_concern_has_a_versioned_service() -> None:
         "protoserve.tokenizer.v1.TokenizerService",
         "protoserve.audio.v1.AudioService",
         "protoserve.models.v1.ModelsService",
+        "protoserve.metrics.v1.MetricsService",
         "protoserve.responses.v1.ResponsesService",
     }
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
-from service.cli import build_parser
+from service.cli import build_parser, flags
 from service.cli.flags import parse_size, resolve
 
 
@@ -156,3 +158,32 @@ def test_incomplete_grpc_tls_is_refused(argv: list[str]) -> None:
 def test_max_queued_requests_must_be_positive() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "m", "--max-queued-requests", "0"])
+
+
+def test_cors_lists_take_json_and_reach_the_bridge_process() -> None:
+    values = flags.resolve(
+        "serve",
+        {"allowed_origins": flags.parse_json_list('["https://a.example", "https://b.example"]')},
+        env={"PROTOSERVE_ALLOW_CREDENTIALS": "true", "PROTOSERVE_ROOT_PATH": "/llm"},
+    )
+    assert values["allowed_methods"] == ["*"] and values["enable_request_id_headers"] is False
+    argv = flags.to_argv(values, ("allowed-origins", "allow-credentials", "root-path"))
+    assert argv == [
+        "--allowed-origins", '["https://a.example", "https://b.example"]',
+        "--allow-credentials", "--root-path", "/llm",
+    ]  # fmt: skip
+    bridge = vars(build_parser().parse_args(["bridge", *argv]))
+    assert bridge["allowed_origins"] == ["https://a.example", "https://b.example"]
+    assert bridge["allow_credentials"] is True and bridge["root_path"] == "/llm"
+    with pytest.raises(argparse.ArgumentTypeError):
+        flags.parse_json_list('{"not": "a list"}')
+
+
+def test_observability_flags_reach_the_service_config(tmp_path) -> None:
+    from service.cli.launch import service_config
+
+    values = flags.resolve(
+        "grpc", {"model": [str(tmp_path)], "metrics_port": 9100, "disable_log_requests": True}
+    )
+    config = service_config(values)
+    assert config.metrics_port == 9100 and config.log_requests is False
