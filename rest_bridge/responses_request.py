@@ -97,7 +97,7 @@ def grpc_request(req: ResponsesRequest, request_id: str) -> pb.CreateResponseReq
             presence_penalty=req.presence_penalty or 0.0,
             frequency_penalty=req.frequency_penalty or 0.0,
             repetition_penalty=req.repetition_penalty,
-            logit_bias=sampling._logit_bias(req.logit_bias),
+            logit_bias=sampling.logit_bias_map(req.logit_bias),
         ),
         stopping=params_pb2.StoppingParams(
             stop=[req.stop] if isinstance(req.stop, str) else list(req.stop or []),
@@ -135,7 +135,7 @@ def grpc_request(req: ResponsesRequest, request_id: str) -> pb.CreateResponseReq
 def _structured_outputs(spec: dict[str, Any]) -> params_pb2.StructuredOutput:
     """vLLM's structured_outputs: a constraint, or only options for text.format's."""
     if any(spec.get(k) not in (None, False) for k in CONSTRAINT_KEYS):
-        return sampling._constraint(spec)
+        return sampling.structured_constraint(spec)
     return params_pb2.StructuredOutput(
         disable_any_whitespace=bool(spec.get("disable_any_whitespace")),
         disable_additional_properties=bool(spec.get("disable_additional_properties")),

@@ -148,13 +148,13 @@ def penalty_params(req: SamplingFields) -> params_pb2.PenaltyParams:
         presence_penalty=req.presence_penalty,
         frequency_penalty=req.frequency_penalty,
         repetition_penalty=req.repetition_penalty,
-        logit_bias=_logit_bias(req.logit_bias),
+        logit_bias=logit_bias_map(req.logit_bias),
         allowed_token_ids=req.allowed_token_ids,
         bad_words=req.bad_words,
     )
 
 
-def _logit_bias(bias: dict[str, float] | None) -> dict[int, float]:
+def logit_bias_map(bias: dict[str, float] | None) -> dict[int, float]:
     out = {}
     for key, value in (bias or {}).items():
         try:
@@ -233,7 +233,7 @@ def structured_output(req: SamplingFields) -> params_pb2.StructuredOutput | None
     spec.update(_response_format(req.response_format or {}))
     if req.structured_outputs is None and not spec:
         return None  # response_format {type: "text"}: no constraint
-    return _constraint(spec)
+    return structured_constraint(spec)
 
 
 def _response_format(fmt: dict[str, Any]) -> dict[str, Any]:
@@ -259,7 +259,7 @@ def _response_format(fmt: dict[str, Any]) -> dict[str, Any]:
     raise bad_request(f"response_format type {kind!r} is not supported.", "response_format")
 
 
-def _constraint(spec: dict[str, Any]) -> params_pb2.StructuredOutput:
+def structured_constraint(spec: dict[str, Any]) -> params_pb2.StructuredOutput:
     kinds = [
         k
         for k in ("choice", "regex", "json", "grammar", "json_object", "structural_tag")

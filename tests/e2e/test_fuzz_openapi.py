@@ -21,7 +21,8 @@ from hypothesis.errors import Unsatisfiable
 
 from rest_bridge.app import create_app
 from rest_bridge.settings import BridgeSettings
-from tests.e2e.conftest import EMBED_MODEL, Servers, start_serve, stop_serve
+from tests.e2e.conftest import EMBED_MODEL
+from tests.e2e.launch import Servers, start_serve, stop_serve
 from tests.pooling_models import build, minilm_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]

@@ -19,8 +19,7 @@ import pytest
 from protoserve.common.v1 import params_pb2
 from protoserve.generate.v1 import generate_pb2 as pb
 from protoserve.generate.v1 import generate_pb2_grpc
-from tests.e2e.conftest import Servers
-from tests.e2e.launch import serve
+from tests.e2e.launch import Servers, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +35,9 @@ IM_START = "<|im_start|>"  # a special token (id 1) that is not EOS
 SEEDED = {"prompt": PROMPT, "max_tokens": 10, "seed": 7, "ignore_eos": True}
 GREEDY = {"prompt": PROMPT, "max_tokens": OVERRIDE_MAX_NEW_TOKENS, "temperature": 0.0}
 SPECIAL = {"prompt": PROMPT, "max_tokens": 2, "logit_bias": {"1": 100}, "ignore_eos": True}
+
+
+LIMITS = ("--max-model-len", "512", "--max-num-seqs", "8")
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +56,18 @@ def model_dir(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def configured(model_dir: Path, tmp_path_factory) -> Iterator[Servers]:
     override = json.dumps({"max_new_tokens": OVERRIDE_MAX_NEW_TOKENS})
     args = [str(model_dir), "--served-model-name", "demo", "--override-generation-config", override]
-    with serve(args, tmp_path_factory.mktemp("logs") / "configured.log") as servers:
+    with serving(
+        args[:1], tmp_path_factory.mktemp("logs") / "configured.log", *LIMITS, *args[1:]
+    ) as servers:
         yield servers
 
 
 @pytest.fixture(scope="module")
 def neutral(model_dir: Path, tmp_path_factory) -> Iterator[Servers]:
     args = [str(model_dir), "--served-model-name", "demo", "--generation-config", "vllm"]
-    with serve(args, tmp_path_factory.mktemp("logs") / "neutral.log") as servers:
+    with serving(
+        args[:1], tmp_path_factory.mktemp("logs") / "neutral.log", *LIMITS, *args[1:]
+    ) as servers:
         yield servers
 
 

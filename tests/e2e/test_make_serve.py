@@ -16,7 +16,7 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.e2e.conftest import free_port
+from tests.e2e.launch import free_port
 
 pytestmark = pytest.mark.e2e
 

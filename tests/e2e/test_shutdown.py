@@ -22,7 +22,7 @@ from protoserve.generate.v1 import generate_pb2_grpc
 from protoserve.models.v1 import models_pb2, models_pb2_grpc
 from service.drain import DRAINING_MESSAGE
 from service.faults import ENGINE_FAULT_FILE_ENV
-from tests.e2e.conftest import Servers, start_serve, stop_serve
+from tests.e2e.launch import Servers, start_serve, stop_serve
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
