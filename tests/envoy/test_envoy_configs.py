@@ -78,6 +78,8 @@ def test_retries_only_where_safe() -> None:
         "connect-failure", "refused-stream", "reset-before-request", "unavailable"
     }  # fmt: skip
     assert grpc_retry["num_retries"] == 2
+    # P2C favours a draining replica: enough re-picks that a retry lands elsewhere.
+    assert grpc_retry["host_selection_retry_max_attempts"] >= 20
     [predicate] = grpc_retry["retry_host_predicate"]
     assert predicate["name"] == "envoy.retry_host_predicates.previous_hosts"
     for prefix in ("/v1/", "/v2/", "/"):
