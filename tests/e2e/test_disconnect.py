@@ -1,6 +1,10 @@
 """A client that goes away frees its request: the engine reports no running request
 and every KV block free shortly after, and the request ended as cancelled (not by
-running to its natural end)."""
+running to its natural end).
+
+Generation requests run on their own server with a 2048-token context: a 2000-token
+generation takes the demo model seconds, so it cannot end on its own before the client
+goes away (480 tokens took ~1 s, and a loaded CI box once lost that race)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -21,10 +26,27 @@ from protoserve.models.v1 import models_pb2, models_pb2_grpc
 from protoserve.pooling.v1 import pooling_pb2, pooling_pb2_grpc
 from tests.audio_samples import pcm16, synthetic
 from tests.e2e.conftest import EMBED_MODEL
+from tests.e2e.launch import Servers, serving
 
 pytestmark = pytest.mark.e2e
 
-LONG = {"max_tokens": 480, "ignore_eos": True, "temperature": 0}
+MAX_TOKENS = 2000
+LONG = {"max_tokens": MAX_TOKENS, "ignore_eos": True, "temperature": 0}
+LONG_STOPPING = params_pb2.StoppingParams(max_tokens=MAX_TOKENS, ignore_eos=True)
+
+
+@pytest.fixture(scope="module")
+def long_servers(demo_model_dir, tmp_path_factory) -> Iterator[Servers]:
+    log_path = tmp_path_factory.mktemp("logs") / "long.log"
+    flags = ("--max-model-len", "2048", "--max-num-seqs", "4", "--enable-request-id-headers")
+    with serving([f"demo={demo_model_dir}"], log_path, *flags) as servers:
+        yield servers
+
+
+@pytest.fixture(scope="module")
+def long_channel(long_servers: Servers) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(long_servers.grpc_target) as channel:
+        yield channel
 
 
 def engine_stats(grpc_channel, model: str = "demo") -> models_pb2.RuntimeStats:
@@ -63,80 +85,99 @@ def finished_log(servers, request_id: str) -> dict:
         ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], **LONG}),
     ],
 )
-def test_sse_client_disconnect_frees_the_request(servers, grpc_channel, path, body) -> None:
+def test_sse_client_disconnect_frees_the_request(long_servers, long_channel, path, body) -> None:
     request_id = f"disconnect-{path.rsplit('/', 1)[-1]}"
     with httpx.Client(timeout=60) as client:
         with client.stream(
             "POST",
-            f"{servers.http_url}{path}",
+            f"{long_servers.http_url}{path}",
             json={**body, "stream": True},
             headers={"x-request-id": request_id},
         ) as reply:
             lines = reply.iter_lines()
             received = [line for line, _ in zip(lines, range(6), strict=False) if line]
             assert received and received[0].startswith("data: ")
-            assert engine_stats(grpc_channel).num_running == 1
-    stats = wait_idle(grpc_channel)
+            assert engine_stats(long_channel).num_running == 1
+    stats = wait_idle(long_channel)
     assert stats.num_running == 0 and stats.kv_blocks_free == stats.kv_blocks_total
-    record = finished_log(servers, request_id)
-    assert record["finish_reasons"] == ["cancelled"] and record["completion_tokens"] < 480
+    record = finished_log(long_servers, request_id)
+    assert record["finish_reasons"] == ["cancelled"] and record["completion_tokens"] < MAX_TOKENS
 
 
-def test_non_streaming_client_disconnect_frees_the_request(servers, grpc_channel) -> None:
+def test_a_responses_stream_client_that_goes_away_frees_it(long_servers, long_channel) -> None:
+    body = {
+        "model": "demo",
+        "input": "Hi",
+        "stream": True,
+        "max_output_tokens": MAX_TOKENS,
+        "ignore_eos": True,
+        "temperature": 0,
+        "store": False,
+    }
+    with httpx.Client(timeout=60) as client:
+        headers = {"x-request-id": "disconnect-responses"}
+        url = f"{long_servers.http_url}/v1/responses"
+        with client.stream("POST", url, json=body, headers=headers) as reply:
+            received = [line for line, _ in zip(reply.iter_lines(), range(16), strict=False)]
+            assert "event: response.output_text.delta" in received
+            assert engine_stats(long_channel).num_running == 1
+    stats = wait_idle(long_channel)
+    assert stats.num_running == 0 and stats.kv_blocks_free == stats.kv_blocks_total
+    record = finished_log(long_servers, "disconnect-responses")
+    assert record["finish_reasons"] == ["cancelled"] and record["completion_tokens"] < MAX_TOKENS
+
+
+def test_non_streaming_client_disconnect_frees_the_request(long_servers, long_channel) -> None:
     request_id = "disconnect-unary"
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(
-            f"{servers.http_url}/v1/completions",
+            f"{long_servers.http_url}/v1/completions",
             json={"prompt": "Bread", **LONG},
             headers={"x-request-id": request_id},
             timeout=0.5,
         )
-    stats = wait_idle(grpc_channel)
+    stats = wait_idle(long_channel)
     assert stats.num_running == 0 and stats.kv_blocks_free == stats.kv_blocks_total
-    assert finished_log(servers, request_id)["finish_reasons"] == ["cancelled"]
+    assert finished_log(long_servers, request_id)["finish_reasons"] == ["cancelled"]
 
 
-def test_grpc_cancel_frees_the_request(servers, grpc_channel) -> None:
-    stub = generate_pb2_grpc.GenerateServiceStub(grpc_channel)
-    request = generate_pb2.GenerateRequest(
-        text="Bread", stopping=params_pb2.StoppingParams(max_tokens=480, ignore_eos=True)
-    )
+def test_grpc_cancel_frees_the_request(long_servers, long_channel) -> None:
+    stub = generate_pb2_grpc.GenerateServiceStub(long_channel)
+    request = generate_pb2.GenerateRequest(text="Bread", stopping=LONG_STOPPING)
     call = stub.GenerateStream(request, metadata=(("x-request-id", "grpc-cancel"),), timeout=60)
     for _, _event in zip(range(4), call, strict=False):
         pass
     call.cancel()
-    stats = wait_idle(grpc_channel)
+    stats = wait_idle(long_channel)
     assert stats.num_running == 0 and stats.kv_blocks_free == stats.kv_blocks_total
-    assert finished_log(servers, "grpc-cancel")["finish_reasons"] == ["cancelled"]
+    assert finished_log(long_servers, "grpc-cancel")["finish_reasons"] == ["cancelled"]
 
 
-def test_deadline_frees_the_request(servers, grpc_channel) -> None:
-    stub = generate_pb2_grpc.GenerateServiceStub(grpc_channel)
-    request = generate_pb2.GenerateRequest(
-        text="Bread", stopping=params_pb2.StoppingParams(max_tokens=480, ignore_eos=True)
-    )
+def test_deadline_frees_the_request(long_servers, long_channel) -> None:
+    stub = generate_pb2_grpc.GenerateServiceStub(long_channel)
+    request = generate_pb2.GenerateRequest(text="Bread", stopping=LONG_STOPPING)
     with pytest.raises(grpc.RpcError) as error:
         stub.Generate(request, metadata=(("x-request-id", "grpc-deadline"),), timeout=0.3)
     assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    stats = wait_idle(grpc_channel)
+    stats = wait_idle(long_channel)
     assert stats.num_running == 0 and stats.kv_blocks_free == stats.kv_blocks_total
-    assert finished_log(servers, "grpc-deadline")["finish_reasons"] == ["cancelled"]
+    assert finished_log(long_servers, "grpc-deadline")["finish_reasons"] == ["cancelled"]
 
 
-def test_stream_deadline_frees_the_request(servers, grpc_channel) -> None:
-    stub = generate_pb2_grpc.GenerateServiceStub(grpc_channel)
+def test_stream_deadline_frees_the_request(long_servers, long_channel) -> None:
+    stub = generate_pb2_grpc.GenerateServiceStub(long_channel)
     request = generate_pb2.ChatRequest(
         messages=[chat_pb2.ChatMessage(role="user", content="Hi")],
-        stopping=params_pb2.StoppingParams(max_tokens=480, ignore_eos=True),
+        stopping=LONG_STOPPING,
     )
     metadata = (("x-request-id", "stream-deadline"),)
     with pytest.raises(grpc.RpcError) as error:
         for _ in stub.ChatStream(request, metadata=metadata, timeout=0.5):
             pass
     assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    stats = wait_idle(grpc_channel)
+    stats = wait_idle(long_channel)
     assert stats.num_running == 0 and stats.kv_blocks_free == stats.kv_blocks_total
-    assert finished_log(servers, "stream-deadline")["finish_reasons"] == ["cancelled"]
+    assert finished_log(long_servers, "stream-deadline")["finish_reasons"] == ["cancelled"]
 
 
 # -- pooling: one engine request per input, every one of them aborted -------------------
