@@ -109,10 +109,19 @@ def generate(
 
 
 def decode_step_times(
-    engine, requests: Sequence[BenchRequest], tag: str, warmup: int, steps: int
+    engine,
+    requests: Sequence[BenchRequest],
+    tag: str,
+    warmup: int,
+    steps: int,
+    baselines: dict[str, Callable[[], float]] | None = None,
 ) -> dict:
     """Steady-state decode: every request prefilled and decoding, then `steps` timed
-    engine steps (schedule, forward, sample, update) at batch len(requests)."""
+    engine steps (schedule, forward, sample, update) at batch len(requests). Each baseline
+    (a callable returning its own seconds) runs right after every timed step, so the step
+    and its baselines see the same machine (a shared 2-core box drifts by tens of percent
+    within a minute); its times go under its name."""
+    baselines = baselines or {}
     ids = [f"{tag}-{i}" for i in range(len(requests))]
     for request_id, request in zip(ids, requests, strict=True):  # nobody finishes: aborted
         budget = engine.max_model_len - request.prompt_len
@@ -122,15 +131,19 @@ def decode_step_times(
         decoding.update(o.request_id for o in engine.step())
     for _ in range(warmup):
         engine.step()
-    times, batch_sizes = [], []
+        for baseline in baselines.values():
+            baseline()
+    measured: dict[str, list] = {"step_s": [], "batch_sizes": [], **{k: [] for k in baselines}}
     for _ in range(steps):
         begin = time.perf_counter()
         outputs = engine.step()
-        times.append(time.perf_counter() - begin)
-        batch_sizes.append(len(outputs))
+        measured["step_s"].append(time.perf_counter() - begin)
+        measured["batch_sizes"].append(len(outputs))
+        for name, baseline in baselines.items():
+            measured[name].append(baseline())
     for request_id in ids:
         engine.abort_request(request_id)
-    return {"step_s": times, "batch_sizes": batch_sizes}
+    return measured
 
 
 def prefix_ttft(engine, token_ids: Sequence[int], prefix_len: int, suffix_len: int, seed: int):

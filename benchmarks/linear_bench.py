@@ -1,7 +1,9 @@
 """The floor of a decode step: the model's linear layers alone at a given number of tokens
 (the checkpoint's own weights, `torch.nn.functional.linear` calls in a loop, no attention,
 no norms, no sampling). A decode step can hardly beat this; the ratio of the engine's step
-to it says how much the rest (attention, batching, Python) costs."""
+to it says how much the rest (attention, batching, Python) costs. The sliced-head variant
+computes the LM head as the engine does on the CPU (engine.models.layers.vocab_projection),
+so that ratio leaves the head's speed-up out of the margin."""
 
 from __future__ import annotations
 
@@ -33,24 +35,35 @@ def linear_weights(model_dir: Path, dtype, device) -> list:
     return [tensors[name] for _, _, name in layers] + [head]
 
 
-def linear_pass_times(weights: list, num_tokens: int, warmup: int, steps: int) -> list[float]:
-    """Seconds of each of `steps` passes over every weight at `num_tokens` rows."""
-    import torch
-    import torch.nn.functional as F
+class LinearPass:
+    """One timed pass over every weight at `num_tokens` rows: `F.linear` on each, the LM head
+    too (`sliced_head`: the head the way the engine computes it, in vocabulary slices)."""
 
-    first = weights[0]
-    inputs = {
-        w.shape[1]: torch.randn(num_tokens, w.shape[1], dtype=first.dtype, device=first.device)
-        for w in weights
-    }
-    times = []
-    with torch.inference_mode():
-        for i in range(warmup + steps):
-            begin = time.perf_counter()
-            for weight in weights:
-                F.linear(inputs[weight.shape[1]], weight)
-            if first.device.type == "cuda":
+    def __init__(self, weights: list, num_tokens: int, sliced_head: bool = False) -> None:
+        import torch
+
+        self.weights = weights
+        first = weights[0]
+        self.inputs = {
+            w.shape[1]: torch.randn(num_tokens, w.shape[1], dtype=first.dtype, device=first.device)
+            for w in weights
+        }
+        self.sliced_head = sliced_head
+
+    def __call__(self) -> float:
+        """Seconds of one pass."""
+        import torch
+        import torch.nn.functional as F
+
+        from engine.models.layers import vocab_projection
+
+        *body, head = self.weights
+        begin = time.perf_counter()
+        with torch.inference_mode():
+            for weight in body:
+                F.linear(self.inputs[weight.shape[1]], weight)
+            x = self.inputs[head.shape[1]]
+            vocab_projection(x, head) if self.sliced_head else F.linear(x, head)
+            if head.device.type == "cuda":
                 torch.cuda.synchronize()
-            if i >= warmup:
-                times.append(time.perf_counter() - begin)
-    return times
+        return time.perf_counter() - begin

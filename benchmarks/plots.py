@@ -36,7 +36,11 @@ def throughput(results: dict, path: Path) -> None:
     _bars(axes[0], list(systems), [s["output_tok_s"] for s in systems.values()])
     axes[0].set_title("output tokens/s (median, min-max over runs)")
     d = results["decode_step"]
-    _bars(axes[1], ["engine step", "linear only"], [d["engine_step_s"], d["linear_only_s"]], 1e3)
+    names, values = ["engine step", "linear only"], [d["engine_step_s"], d["linear_only_s"]]
+    if "linear_sliced_head_only_s" in d:
+        names.append("linear, sliced head")
+        values.append(d["linear_sliced_head_only_s"])
+    _bars(axes[1], names, values, 1e3)
     axes[1].set_title(f"decode @ batch {results['config']['decode_batch']}: ms (x{d['ratio']:.2f})")
     p = results["prefix_cache"]
     _bars(axes[2], ["1st request", "2nd (cached)"], [p["ttft_first_s"], p["ttft_second_s"]], 1e3)

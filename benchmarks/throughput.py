@@ -130,16 +130,20 @@ class _Bench:
         spec = WorkloadSpec(args.decode_batch, args.min_prompt_len, args.max_prompt_len, 1,
                             seed=self.spec.seed + 7919 + run)  # fmt: skip
         requests = sample_requests(spec, self.token_ids)
-        measured = engine_bench.decode_step_times(
-            self.engine, requests, f"decode{run}", args.decode_warmup, args.decode_steps
-        )
         if not hasattr(self, "linear_weights"):
             self.linear_weights = linear_bench.linear_weights(
                 self.model_dir, self.engine.dtype, self.engine.device
             )
-        measured["linear_s"] = linear_bench.linear_pass_times(
-            self.linear_weights, args.decode_batch, args.decode_warmup, args.decode_steps
-        )
+        baselines = {
+            "linear_s": linear_bench.LinearPass(self.linear_weights, args.decode_batch),
+            "linear_sliced_head_s": linear_bench.LinearPass(
+                self.linear_weights, args.decode_batch, sliced_head=True
+            ),
+        }
+        measured = engine_bench.decode_step_times(
+            self.engine, requests, f"decode{run}", args.decode_warmup, args.decode_steps,
+            baselines,
+        )  # fmt: skip
         self.decode.append(measured)
         self.bar.update(args.decode_batch)
 

@@ -6,6 +6,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Vocabulary rows per matmul of the CPU LM head: MKL runs x @ W^T for a ~32k-row W at ~60% of
+# the speed it reaches on 1k-row slices of it (2 threads, 4-256 rows of x; measured with
+# benchmarks/linear_bench.py). One row of x is a GEMV, as fast whole.
+CPU_VOCAB_SLICE = 1024
+
+
+def vocab_projection(hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """hidden [N, d] @ weight[V, d]^T -> logits [N, V]; on the CPU, in vocabulary slices."""
+    rows, vocab = hidden.shape[0], weight.shape[0]
+    if hidden.device.type != "cpu" or rows < 2 or vocab <= 2 * CPU_VOCAB_SLICE:
+        return F.linear(hidden, weight)
+    out = torch.empty(rows, vocab, dtype=hidden.dtype)
+    for start in range(0, vocab, CPU_VOCAB_SLICE):
+        stop = min(start + CPU_VOCAB_SLICE, vocab)
+        torch.matmul(hidden, weight[start:stop].t(), out=out[:, start:stop])
+    return out
+
 
 class RMSNorm(nn.Module):
     """Root-mean-square norm, computed in float32 like the reference implementation."""

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine.attention.base import AttentionBackend, AttentionMetadata, KVCache
 from engine.errors import UnsupportedModel
-from engine.models.layers import GatedMLP, RMSNorm
+from engine.models.layers import GatedMLP, RMSNorm, vocab_projection
 from engine.models.rotary import RotaryEmbedding, apply_rotary, rope_parameters
 from engine.models.weights import FusedWeightLoader
 
@@ -191,7 +190,7 @@ class LlamaForCausalLM(nn.Module):
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden [N, hidden] -> logits [N, vocab]."""
         weight = self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
-        return F.linear(hidden, weight)
+        return vocab_projection(hidden, weight)
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:
         """Copy Hugging Face tensors into our parameters; returns the fully loaded names."""

@@ -41,7 +41,9 @@ def test_bench_throughput_smoke(model_root: Path, tmp_path: Path):
     assert engine["output_tok_s"]["n"] == 1 and engine["ttft_s"]["n"] == 4
     assert set(results["systems"]) == {"engine"}
     assert results["decode_step"]["batch_sizes_seen"] == [4]
-    assert len(results["decode_step"]["runs"][0]["linear_s"]) == 2
+    run = results["decode_step"]["runs"][0]
+    assert len(run["linear_s"]) == len(run["linear_sliced_head_s"]) == len(run["step_s"]) == 2
+    assert results["decode_step"]["ratio_sliced_head"] > 0
     assert results["prefix_cache"]["runs"][0]["prompt_tokens"] == 64 + 16
     kv = results["kv_cache"]
     assert kv["all_free_at_end"] and kv["integrity"] == "ok" and kv["peak_used_blocks"] > 0

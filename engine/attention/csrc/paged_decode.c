@@ -75,17 +75,51 @@ static void score_chunk(const float *qs, const float *k, int64_t ks, int n, int 
     }
 }
 
-/* Online softmax for one query head: turns s[0:n] into weights, rescales acc. */
+/* Lanes of v where keep is all ones, zero where it is zero (a vector comparison result). */
+static inline v8 select8(i8 keep, v8 v) {
+    i8 bits;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= keep;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+/* e^x, eight lanes, for x <= 0 (softmax arguments, down to NEG_BIG): x = n ln2 + r with
+ * |r| <= ln2 / 2, e^r by a degree-6 Taylor polynomial (relative error ~2e-7), 2^n built in
+ * the exponent bits. Below -87 (2^n no longer a normal float) the result is 0. */
+static inline v8 exp8(v8 x) {
+    const i8 normal = x > -87.f;
+    x = select8(normal, x);
+    const i8 ni = __builtin_convertvector(x * 1.44269504088896341f - 0.5f, i8); /* rounds */
+    const v8 n = __builtin_convertvector(ni, v8);
+    const v8 r = (x - n * 0.693359375f) + n * 2.12194440e-4f; /* ln2 split hi + lo */
+    v8 p = r * (1.f / 720) + 1.f / 120;
+    p = p * r + 1.f / 24;
+    p = p * r + 1.f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.f;
+    p = p * r + 1.f;
+    const i8 bits = (ni + 127) << 23;
+    v8 scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return select8(normal, p * scale);
+}
+
+/* Online softmax for one query head: turns s[0:n] into weights (s holds CHUNK floats; the
+ * lanes past n become 0), rescales acc. */
 static void softmax_update(float *s, int n, float *m, float *l, float *acc, int dh) {
-    float mx = *m, sum = 0.f;
+    float mx = *m;
     for (int j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-    for (int j = 0; j < n; j++) {
-        s[j] = expf(s[j] - mx);
-        sum += s[j];
+    const i8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    v8 sum = {0};
+    for (int j = 0; j < n; j += 8) {
+        const v8 p = select8(lane + j < n, exp8(load8(s + j) - mx));
+        store8(s + j, p);
+        sum += p;
     }
     const float corr = expf(*m - mx);
     for (int d = 0; d < dh; d++) acc[d] *= corr;
-    *l = *l * corr + sum;
+    *l = *l * corr + (sum[0] + sum[1] + sum[2] + sum[3] + sum[4] + sum[5] + sum[6] + sum[7]);
     *m = mx;
 }
 
