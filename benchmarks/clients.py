@@ -59,9 +59,17 @@ class OpenAICompletions:
     disables EOS and sets min_new_tokens (its API has no ignore_eos), and counts tokens
     from the final usage."""
 
-    def __init__(self, base_url: str, model: str, flavor: str, client: httpx.AsyncClient):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        flavor: str,
+        client: httpx.AsyncClient,
+        cache_salt: str = "",
+    ):
         self.url = f"{base_url.rstrip('/')}/v1/completions"
         self.model, self.flavor, self.client = model, flavor, client
+        self.cache_salt = cache_salt  # protoserve: prefix-cache namespace of these requests
 
     def payload(self, request: BenchRequest, prompt: str | list[int]) -> dict:
         body = {
@@ -71,6 +79,8 @@ class OpenAICompletions:
         if self.flavor == "protoserve":
             body.update(ignore_eos=True, return_token_ids=True,
                         stream_options={"include_usage": True})  # fmt: skip
+            if self.cache_salt:
+                body["cache_salt"] = self.cache_salt
         else:
             body["generation_config"] = json.dumps({
                 "max_new_tokens": request.output_len, "min_new_tokens": request.output_len,
@@ -122,14 +132,14 @@ class GrpcGenerate:
     """GenerateService.GenerateStream: the first message is prompt info, then deltas
     (token ids in each), then the end with usage."""
 
-    def __init__(self, target: str, model: str) -> None:
+    def __init__(self, target: str, model: str, cache_salt: str = "") -> None:
         import grpc
 
         from protoserve.generate.v1 import generate_pb2_grpc
 
         self.channel = grpc.aio.insecure_channel(target)
         self.stub = generate_pb2_grpc.GenerateServiceStub(self.channel)
-        self.model = model
+        self.model, self.cache_salt = model, cache_salt
 
     def message(self, request: BenchRequest, prompt: str | list[int]):
         from protoserve.common.v1 import params_pb2
@@ -139,6 +149,7 @@ class GrpcGenerate:
             model=self.model,
             sampling=params_pb2.SamplingParams(temperature=0.0),
             stopping=params_pb2.StoppingParams(max_tokens=request.output_len, ignore_eos=True),
+            cache_salt=self.cache_salt,
         )
         if isinstance(prompt, str):
             message.text = prompt

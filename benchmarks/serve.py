@@ -206,8 +206,12 @@ class _ServeBench:
 
 @contextlib.asynccontextmanager
 async def _client(server: servers.Server, backend: str):
+    """Each backend's requests carry their own cache_salt: the backends measured on one
+    server send the same prompts, and without it the second would find them all in the
+    prefix cache the first filled (its prefills skipped, its figures inflated)."""
+    salt = f"bench-{backend}"
     if backend == "grpc":
-        client = GrpcGenerate(server.grpc_target, server.model)
+        client = GrpcGenerate(server.grpc_target, server.model, salt)
         try:
             yield client
         finally:
@@ -217,4 +221,4 @@ async def _client(server: servers.Server, backend: str):
     timeout = httpx.Timeout(None, connect=30.0)
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
         flavor = "transformers" if backend == "transformers" else "protoserve"
-        yield OpenAICompletions(server.http_url, server.model, flavor, http)
+        yield OpenAICompletions(server.http_url, server.model, flavor, http, salt)

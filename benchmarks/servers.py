@@ -143,6 +143,8 @@ def engine_state(grpc_target: str, model: str) -> dict:
         "kv_blocks_total": stats.kv_blocks_total,
         "kv_blocks_free": stats.kv_blocks_free,
         "all_free": stats.kv_blocks_free == stats.kv_blocks_total and stats.num_running == 0,
+        "prefix_cache_queries": stats.prefix_cache_queries,
+        "prefix_cache_hits": stats.prefix_cache_hits,
     }
 
 

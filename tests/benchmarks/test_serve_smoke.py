@@ -37,4 +37,8 @@ def test_bench_serve_smoke(tmp_path: Path):
     server = results["servers"]["protoserve"]
     assert len(server["peak_rss_mib"]) >= 2  # the service and its bridge child
     assert server["engine_after_runs"]["all_free"] is True
+    # Both backends sent the same prompts, each under its own cache_salt: the second found
+    # none of the first's blocks (random prompts share no full block otherwise).
+    assert server["engine_after_runs"]["prefix_cache_queries"] > 0
+    assert server["engine_after_runs"]["prefix_cache_hits"] == 0
     assert (out / "serve.png").stat().st_size > 0
