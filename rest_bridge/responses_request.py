@@ -100,7 +100,7 @@ def grpc_request(req: ResponsesRequest, request_id: str) -> pb.CreateResponseReq
             logit_bias=sampling.logit_bias_map(req.logit_bias),
         ),
         stopping=params_pb2.StoppingParams(
-            stop=[req.stop] if isinstance(req.stop, str) else list(req.stop or []),
+            stop=sampling.stop_strings(req.stop),
             stop_token_ids=req.stop_token_ids,
             ignore_eos=req.ignore_eos,
             include_stop_str_in_output=req.include_stop_str_in_output,

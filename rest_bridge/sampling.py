@@ -169,8 +169,13 @@ def logit_bias_map(bias: dict[str, float] | None) -> dict[int, float]:
     return out
 
 
+def stop_strings(stop: str | list[str] | None) -> list[str]:
+    """The OpenAI `stop` field (one string, a list, or nothing) as a list."""
+    return [stop] if isinstance(stop, str) else list(stop or [])
+
+
 def stopping_params(req: SamplingFields, max_tokens: int | None) -> params_pb2.StoppingParams:
-    stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+    stop = stop_strings(req.stop)
     if max_tokens is not None and not -(2**31) <= max_tokens < 2**31:
         raise bad_request(f"max_tokens must be at least 1, got {max_tokens}.", "max_tokens")
     return params_pb2.StoppingParams(

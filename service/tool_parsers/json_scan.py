@@ -132,18 +132,9 @@ def scan_object(text: str, start: int) -> Scan:
             return _open(scan, i)
         stop, closed, broken = skip_value(text, i)
         scan.members.setdefault(key, Value(i, stop, closed))
-        if broken:
-            return _broken(scan, stop)
-        if not closed:
-            return _open(scan, stop)
-        i = skip_ws(text, stop)
-        if i >= len(text):
-            return _open(scan, i)
-        if text[i] == "}":
-            return _end(scan, i + 1)
-        if text[i] != ",":
-            return _broken(scan, i)
-        i = skip_ws(text, i + 1)
+        done, i = _after_member(scan, text, stop, closed, broken, "}")
+        if done is not None:
+            return done
     return _open(scan, len(text))
 
 
@@ -156,19 +147,29 @@ def scan_array(text: str, start: int) -> Scan:
     while i < len(text):
         stop, closed, broken = skip_value(text, i)
         scan.members[str(len(scan.members))] = Value(i, stop, closed)
-        if broken:
-            return _broken(scan, stop)
-        if not closed:
-            return _open(scan, stop)
-        i = skip_ws(text, stop)
-        if i >= len(text):
-            return _open(scan, i)
-        if text[i] == "]":
-            return _end(scan, i + 1)
-        if text[i] != ",":
-            return _broken(scan, i)
-        i = skip_ws(text, i + 1)
+        done, i = _after_member(scan, text, stop, closed, broken, "]")
+        if done is not None:
+            return done
     return _open(scan, len(text))
+
+
+def _after_member(
+    scan: Scan, text: str, stop: int, closed: bool, broken: bool, closer: str
+) -> tuple[Scan | None, int]:
+    """After a member's value (ending at stop): the finished scan when the container ends,
+    breaks or is cut off there; else (None, where the next member starts)."""
+    if broken:
+        return _broken(scan, stop), stop
+    if not closed:
+        return _open(scan, stop), stop
+    i = skip_ws(text, stop)
+    if i >= len(text):
+        return _open(scan, i), i
+    if text[i] == closer:
+        return _end(scan, i + 1), i
+    if text[i] != ",":
+        return _broken(scan, i), i
+    return None, skip_ws(text, i + 1)
 
 
 def _end(scan: Scan, end: int) -> Scan:
