@@ -2,7 +2,7 @@
 (the checkpoint's own weights, `torch.nn.functional.linear` calls in a loop, no attention,
 no norms, no sampling). A decode step can hardly beat this; the ratio of the engine's step
 to it says how much the rest (attention, batching, Python) costs. The sliced-head variant
-computes the LM head as the engine does on the CPU (engine.models.layers.vocab_projection),
+computes the LM head as the engine does on the CPU (engine.models.layers.sliced_linear),
 so that ratio leaves the head's speed-up out of the margin."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class LinearPass:
         import torch
         import torch.nn.functional as F
 
-        from engine.models.layers import vocab_projection
+        from engine.models.layers import sliced_linear
 
         *body, head = self.weights
         begin = time.perf_counter()
@@ -63,7 +63,7 @@ class LinearPass:
             for weight in body:
                 F.linear(self.inputs[weight.shape[1]], weight)
             x = self.inputs[head.shape[1]]
-            vocab_projection(x, head) if self.sliced_head else F.linear(x, head)
+            sliced_linear(x, head) if self.sliced_head else F.linear(x, head)
             if head.device.type == "cuda":
                 torch.cuda.synchronize()
         return time.perf_counter() - begin

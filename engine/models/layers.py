@@ -6,21 +6,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Vocabulary rows per matmul of the CPU LM head: MKL runs x @ W^T for a ~32k-row W at ~60% of
-# the speed it reaches on 1k-row slices of it (2 threads, 4-256 rows of x; measured with
-# benchmarks/linear_bench.py). One row of x is a GEMV, as fast whole.
-CPU_VOCAB_SLICE = 1024
+from engine.models.cpu_ops import add_rms_norm, rms_norm, silu_mul
+
+# Output rows of the weight per matmul of a wide CPU projection (the LM head, the fused
+# gate/up): MKL runs x @ W^T for a ~32k-row W at ~60% of the speed it reaches on 1k-row
+# slices of it, and a 4k-row W ~20% slower (2 threads, 4-256 rows of x; measured with
+# benchmarks/linear_bench.py and in decode steps). One row of x is a GEMV, as fast whole.
+CPU_SLICE_ROWS = 1024
 
 
-def vocab_projection(hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """hidden [N, d] @ weight[V, d]^T -> logits [N, V]; on the CPU, in vocabulary slices."""
-    rows, vocab = hidden.shape[0], weight.shape[0]
-    if hidden.device.type != "cpu" or rows < 2 or vocab <= 2 * CPU_VOCAB_SLICE:
-        return F.linear(hidden, weight)
-    out = torch.empty(rows, vocab, dtype=hidden.dtype)
-    for start in range(0, vocab, CPU_VOCAB_SLICE):
-        stop = min(start + CPU_VOCAB_SLICE, vocab)
-        torch.matmul(hidden, weight[start:stop].t(), out=out[:, start:stop])
+def sliced_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """x [N, d] @ weight[M, d]^T (+ bias) -> [N, M]; on the CPU, in slices of weight's rows."""
+    rows, width = x.shape[0], weight.shape[0]
+    if x.device.type != "cpu" or rows < 2 or width <= 2 * CPU_SLICE_ROWS:
+        return F.linear(x, weight, bias)
+    out = torch.empty(rows, width, dtype=x.dtype)
+    for start in range(0, width, CPU_SLICE_ROWS):
+        stop = min(start + CPU_SLICE_ROWS, width)
+        w, o = weight[start:stop].t(), out[:, start:stop]
+        if bias is None:
+            torch.matmul(x, w, out=o)
+        else:  # the bias inside the matmul, as F.linear adds it (one rounding)
+            torch.addmm(bias[start:stop], x, w, out=o)
     return out
 
 
@@ -33,13 +42,15 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(x.dtype)
+        return rms_norm(x, self.weight, self.eps)
+
+    def add_norm(self, hidden: torch.Tensor, delta: torch.Tensor | None) -> torch.Tensor:
+        """The residual stream's step: hidden += delta in place, then its norm."""
+        return add_rms_norm(hidden, delta, self.weight, self.eps)
 
 
 class GatedMLP(nn.Module):
-    """SwiGLU: down(silu(gate(x)) * up(x)), with gate and up fused into one matmul."""
+    """SwiGLU: down(silu(gate(x)) * up(x)), with gate and up fused into one (sliced) matmul."""
 
     def __init__(self, hidden: int, intermediate: int, bias: bool, dtype: torch.dtype) -> None:
         super().__init__()
@@ -47,5 +58,5 @@ class GatedMLP(nn.Module):
         self.down_proj = nn.Linear(intermediate, hidden, bias=bias, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
-        return self.down_proj(F.silu(gate) * up)
+        gate_up = sliced_linear(x, self.gate_up_proj.weight, self.gate_up_proj.bias)
+        return self.down_proj(silu_mul(gate_up))

@@ -17,8 +17,9 @@ from torch import nn
 
 from engine.attention.base import AttentionBackend, AttentionMetadata, KVCache
 from engine.errors import UnsupportedModel
-from engine.models.layers import GatedMLP, RMSNorm, vocab_projection
-from engine.models.rotary import RotaryEmbedding, apply_rotary, rope_parameters
+from engine.models.cpu_ops import rotate_half_
+from engine.models.layers import GatedMLP, RMSNorm, sliced_linear
+from engine.models.rotary import RotaryEmbedding, rope_parameters
 from engine.models.weights import FusedWeightLoader
 
 
@@ -105,14 +106,20 @@ class LlamaAttention(nn.Module):
         kv_cache: KVCache,
         metadata: AttentionMetadata,
     ) -> torch.Tensor:
-        tokens = x.shape[0]
-        q, k, v = self.qkv_proj(x).split(self.split, dim=-1)
-        q = q.view(tokens, self.num_heads, self.head_dim)
-        k = k.view(tokens, self.num_kv_heads, self.head_dim)
+        tokens, heads, kv_heads = x.shape[0], self.num_heads, self.num_kv_heads
+        head_dim = self.head_dim
+        qkv = self.qkv_proj(x)
+        q, k, v = qkv.split(self.split, dim=-1)
         if self.q_norm is not None and self.k_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        v = v.view(tokens, self.num_kv_heads, self.head_dim)
+            q = self.q_norm(q.view(tokens, heads, head_dim)).view(tokens, -1)
+            k = self.k_norm(k.view(tokens, kv_heads, head_dim)).view(tokens, -1)
+            rotate_half_(q, heads, head_dim, cos, sin)
+            rotate_half_(k, kv_heads, head_dim, cos, sin)
+        else:  # q and k lead each row of qkv: one pass over both
+            rotate_half_(qkv, heads + kv_heads, head_dim, cos, sin)
+        q = q.view(tokens, heads, head_dim)
+        k = k.view(tokens, kv_heads, head_dim)
+        v = v.view(tokens, kv_heads, head_dim)
         out = self.backend.forward(
             q, k, v, kv_cache, metadata, scale=self.scale, sliding_window=self.sliding_window
         )
@@ -133,13 +140,17 @@ class LlamaDecoderLayer(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
+        delta: torch.Tensor | None,
         cos: torch.Tensor,
         sin: torch.Tensor,
         kv_cache: KVCache,
         metadata: AttentionMetadata,
     ) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv_cache, metadata)
-        return x + self.mlp(self.post_attention_layernorm(x))
+        """The residual stream x (updated in place) and the previous layer's output still to
+        be added to it (None for the first layer) -> this layer's output, not yet added: each
+        add is fused with the norm that follows it."""
+        attn = self.self_attn(self.input_layernorm.add_norm(x, delta), cos, sin, kv_cache, metadata)
+        return self.mlp(self.post_attention_layernorm.add_norm(x, attn))
 
 
 class LlamaForCausalLM(nn.Module):
@@ -181,16 +192,17 @@ class LlamaForCausalLM(nn.Module):
         kv_caches: list[KVCache],
     ) -> torch.Tensor:
         """input_ids, positions [T] -> hidden states [T, hidden] (final norm applied)."""
-        x = self.embed_tokens(input_ids)
+        x = self.embed_tokens(input_ids)  # a fresh tensor: the residual stream, added to in place
         cos, sin = self.rotary.cos_sin(positions, x.dtype)
+        delta = None
         for layer, kv_cache in zip(self.layers, kv_caches, strict=True):
-            x = layer(x, cos, sin, kv_cache, metadata)
-        return self.norm(x)
+            delta = layer(x, delta, cos, sin, kv_cache, metadata)
+        return self.norm.add_norm(x, delta)
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden [N, hidden] -> logits [N, vocab]."""
         weight = self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
-        return vocab_projection(hidden, weight)
+        return sliced_linear(hidden, weight)
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:
         """Copy Hugging Face tensors into our parameters; returns the fully loaded names."""

@@ -19,7 +19,7 @@ from torch import nn
 from engine.attention.base import AttentionBackend, AttentionMetadata, KVCache
 from engine.errors import InvalidParameter, UnsupportedModel
 from engine.models import whisper_decoding
-from engine.models.layers import vocab_projection
+from engine.models.layers import sliced_linear
 from engine.models.whisper_decoding import DecodeRow
 
 
@@ -259,7 +259,7 @@ class WhisperForConditionalGeneration(nn.Module):
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden [N, d] -> logits [N, vocab] (proj_out is tied to the token embedding)."""
-        return vocab_projection(hidden, self.decoder.embed_tokens.weight)
+        return sliced_linear(hidden, self.decoder.embed_tokens.weight)
 
     def constrain_logits(self, logits: torch.Tensor, rows: list[DecodeRow | None]) -> None:
         """Whisper's decoding rules for the sampling rows, in place (whisper_decoding)."""

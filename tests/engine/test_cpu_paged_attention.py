@@ -11,7 +11,7 @@ import torch
 from engine_helpers import VOCAB, hf_greedy, make_engine, prompts, run_all, tokens
 from structlog.testing import capture_logs
 
-from engine import SamplingParams
+from engine import SamplingParams, native
 from engine.attention import _warn_fallback as warn_fallback
 from engine.attention import cpu_kernels, create_backend, default_backend
 from engine.attention.base import AttentionMetadata
@@ -138,16 +138,16 @@ def test_engine_greedy_tokens_match_transformers(tiny_models, kind: str) -> None
 @pytest.fixture
 def fresh_build(tmp_path, monkeypatch):
     """An empty kernel cache and no memory of an earlier build or warning, restored after."""
-    monkeypatch.setenv(cpu_kernels.CACHE_ENV, str(tmp_path))
-    cpu_kernels._build_and_load.cache_clear()
+    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
+    native._build_and_load.cache_clear()
     warn_fallback.cache_clear()
     yield tmp_path
-    cpu_kernels._build_and_load.cache_clear()
+    native._build_and_load.cache_clear()
     warn_fallback.cache_clear()
 
 
 def test_without_a_compiler_the_engine_falls_back_to_sdpa(fresh_build, monkeypatch, llama):
-    monkeypatch.setenv(cpu_kernels.CC_ENV, str(fresh_build / "no-such-cc"))
+    monkeypatch.setenv(native.CC_ENV, str(fresh_build / "no-such-cc"))
     with capture_logs() as logs:
         assert default_backend(CPU) == "torch_sdpa"
         engine = make_engine(llama)
@@ -171,18 +171,18 @@ def test_a_failing_build_falls_back(fresh_build, monkeypatch) -> None:
 
 def test_the_kernel_builds_once_per_process(fresh_build, monkeypatch) -> None:
     compiles = []
-    real_compile = cpu_kernels._compile
+    real_compile = native._compile
 
     def counting_compile(*args):
         compiles.append(threading.get_ident())
         real_compile(*args)
 
-    monkeypatch.setattr(cpu_kernels, "_compile", counting_compile)
+    monkeypatch.setattr(native, "_compile", counting_compile)
     with ThreadPoolExecutor(8) as pool:
         libs = list(pool.map(lambda _: cpu_kernels.load_kernels(), range(8)))
     assert len(compiles) == 1 and all(lib is libs[0] for lib in libs)
     assert len(list(fresh_build.glob("*.so"))) == 1  # and nothing half-written left
-    cpu_kernels._build_and_load.cache_clear()  # a new process: loads the cached library
+    native._build_and_load.cache_clear()  # a new process: loads the cached library
     cpu_kernels.load_kernels()
     assert len(compiles) == 1
 

@@ -4,19 +4,18 @@
  * are scored against the sequence's context a chunk at a time (never crossing a block),
  * with an online softmax, and the weighted V sum is accumulated: nothing is gathered or
  * padded. Parallel with OpenMP over (sequence, slice of its kv heads). head_dim must be a
- * multiple of 8. GCC C (vector extensions, __builtin_shuffle); built and loaded by
- * cpu_kernels.py, which mirrors the argument struct. */
+ * multiple of 8. GCC C (vector extensions, __builtin_shuffle); built by engine.native,
+ * loaded by cpu_kernels.py, which mirrors the argument struct. */
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "vec8.h"
+
 #define CHUNK 32         /* keys per online-softmax update; a multiple of 8 */
 #define NEG_BIG (-1e30f) /* "minus infinity" that stays finite under -ffast-math */
 #define PARALLEL_MIN_FLOATS (1 << 16) /* K floats read below which one thread does it all */
-
-typedef float v8 __attribute__((vector_size(32)));
-typedef int32_t i8 __attribute__((vector_size(32)));
 
 typedef struct {
     const float *q;              /* [T, H, Dh] rows of the flattened batch */
@@ -32,14 +31,6 @@ typedef struct {
     int window;                  /* keys within the last `window` positions; <= 0: all */
     float scale;
 } DecodeArgs;
-
-static inline v8 load8(const float *p) {
-    v8 v;
-    memcpy(&v, p, sizeof v); /* unaligned vector load */
-    return v;
-}
-
-static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 
 /* Pairwise lane sums of a and b, interleaved: one level of the transpose-add tree. */
 static inline v8 pair_add(v8 a, v8 b, i8 lo, i8 hi) {
@@ -73,36 +64,6 @@ static void score_chunk(const float *qs, const float *k, int64_t ks, int n, int 
             store8(s + g * CHUNK + j0, hsum8(a));
         }
     }
-}
-
-/* Lanes of v where keep is all ones, zero where it is zero (a vector comparison result). */
-static inline v8 select8(i8 keep, v8 v) {
-    i8 bits;
-    memcpy(&bits, &v, sizeof bits);
-    bits &= keep;
-    memcpy(&v, &bits, sizeof v);
-    return v;
-}
-
-/* e^x, eight lanes, for x <= 0 (softmax arguments, down to NEG_BIG): x = n ln2 + r with
- * |r| <= ln2 / 2, e^r by a degree-6 Taylor polynomial (relative error ~2e-7), 2^n built in
- * the exponent bits. Below -87 (2^n no longer a normal float) the result is 0. */
-static inline v8 exp8(v8 x) {
-    const i8 normal = x > -87.f;
-    x = select8(normal, x);
-    const i8 ni = __builtin_convertvector(x * 1.44269504088896341f - 0.5f, i8); /* rounds */
-    const v8 n = __builtin_convertvector(ni, v8);
-    const v8 r = (x - n * 0.693359375f) + n * 2.12194440e-4f; /* ln2 split hi + lo */
-    v8 p = r * (1.f / 720) + 1.f / 120;
-    p = p * r + 1.f / 24;
-    p = p * r + 1.f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.f;
-    p = p * r + 1.f;
-    const i8 bits = (ni + 127) << 23;
-    v8 scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return select8(normal, p * scale);
 }
 
 /* Online softmax for one query head: turns s[0:n] into weights (s holds CHUNK floats; the
