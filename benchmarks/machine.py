@@ -18,7 +18,7 @@ from typing import Any
 DEFAULT_RESULTS_ROOT = Path(__file__).parent / "results"
 PACKAGES = (
     "protoserve", "torch", "transformers", "tokenizers", "safetensors", "numpy", "grpcio",
-    "httpx", "fastapi", "uvicorn", "accelerate", "matplotlib",
+    "httpx", "aiohttp", "fastapi", "uvicorn", "accelerate", "matplotlib",
 )  # fmt: skip
 
 

@@ -2,7 +2,9 @@
 at a Poisson rate (or all at once) under a concurrency cap to a running server, or starts
 the servers itself for a model: `protoserve serve` (measured through the REST bridge and
 straight over gRPC) and `transformers serve` on the same directory as the baseline, one
-server at a time; optionally the engine offline on the same requests as the reference."""
+server at a time; optionally the engine offline on the same requests as the reference.
+protoserve's backends and the offline engine are measured side by side, in turn within
+each run."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import math
 import os
 from pathlib import Path
 
-import httpx
+import aiohttp
 from tqdm import tqdm
 
 from benchmarks import machine, report, serve_report, servers
@@ -38,8 +40,6 @@ def run(args: argparse.Namespace) -> int:
     out = machine.results_dir(args.out_dir, "serve")
     bench = _ServeBench(args, model_dir, out)
     try:
-        if args.offline_reference and not remote:
-            bench.offline_reference()
         if remote:
             bench.measure_remote()
         else:
@@ -74,8 +74,9 @@ class _ServeBench:
         return self.text.text(request.prompt_ids) if self.text else request.prompt_ids
 
     # -- systems -------------------------------------------------------------------------
-    def offline_reference(self) -> None:
-        """The engine in this process, same requests, batch capped at the concurrency."""
+    def offline_engine(self):
+        """The engine in this process for the offline reference: same requests, batch
+        capped at the concurrency."""
         import torch
 
         from benchmarks import engine_bench
@@ -86,16 +87,8 @@ class _ServeBench:
         )
         self.bar.set_postfix_str("offline engine: loading")
         engine = engine_bench.build_engine(self.model_dir, settings)
-        self._grow_bar(len(self.request_sets) * self.spec.num_requests)
         engine_bench.generate(engine, self._warmup_requests(), "warmup")
-        for run, requests in enumerate(self.request_sets):
-            self.bar.set_postfix_str(f"offline engine: run {run}")
-            result = engine_bench.generate(
-                engine, requests, f"ref{run}", lambda: self.bar.update(1)
-            )
-            self.offline.append(result)
-        del engine
-        self.save(complete=False)
+        return engine
 
     def measure_launched(self) -> None:
         name = "bench"
@@ -105,8 +98,9 @@ class _ServeBench:
         )
         with self._server("protoserve", command, f"http://127.0.0.1:{http}",
                           f"127.0.0.1:{grpc}", name) as server:  # fmt: skip
-            for backend in self.args.backends:
-                self._measure(f"protoserve_{backend}", server, backend)
+            engine = self.offline_engine() if self.args.offline_reference else None
+            asyncio.run(self._side_by_side(server, engine))
+            del engine
             self.server_state["protoserve"] = {
                 "peak_rss_mib": servers.peak_rss_mib(server.process.pid),
                 "engine_after_runs": servers.engine_state(server.grpc_target, name),
@@ -156,19 +150,52 @@ class _ServeBench:
         return results
 
     async def _measure_async(self, system: str, server: servers.Server, backend: str) -> None:
-        args = self.args
         async with _client(server, backend) as send:
-            self.bar.set_postfix_str(f"{system}: warm-up")
-            await asyncio.gather(*(send(r, self.prompt(r)) for r in self._warmup_requests()))
+            await self._warm_up(system, send)
             for run, requests in enumerate(self.request_sets):
-                self.bar.set_postfix_str(f"{system}: run {run}")
-                load = os.getloadavg()[0]
-                results, seconds = await drive(
-                    send, requests, self.prompt, args.request_rate, args.max_concurrency,
-                    seed=self.spec.seed + run, on_done=lambda: self.bar.update(1),
-                )  # fmt: skip
-                record = serve_report.run_record(results, seconds)
-                self.runs.setdefault(system, []).append({**record, "loadavg_1m": load})
+                await self._run_once(system, send, run, requests)
+
+    async def _side_by_side(self, server: servers.Server, engine) -> None:
+        """protoserve's backends (and the offline engine) measured in turn within each run,
+        the order rotated from run to run: this machine's speed drifts by tens of percent
+        over minutes, and systems measured one after the other would each get a different
+        machine (the first one on a fresh server was also slower)."""
+        from benchmarks import engine_bench
+
+        systems = [f"protoserve_{backend}" for backend in self.args.backends]
+        runs = len(self.request_sets)
+        self._grow_bar(runs * self.spec.num_requests * (len(systems) + (engine is not None)))
+        async with contextlib.AsyncExitStack() as stack:
+            senders = {}
+            for system, backend in zip(systems, self.args.backends, strict=True):
+                senders[system] = await stack.enter_async_context(_client(server, backend))
+                await self._warm_up(system, senders[system])
+            order = systems + (["offline_engine"] if engine is not None else [])
+            for run, requests in enumerate(self.request_sets):
+                shift = run % len(order)
+                for system in order[shift:] + order[:shift]:
+                    if system == "offline_engine":
+                        self.bar.set_postfix_str(f"offline engine: run {run}")
+                        self.offline.append(engine_bench.generate(
+                            engine, requests, f"ref{run}", lambda: self.bar.update(1)
+                        ))  # fmt: skip
+                    else:
+                        await self._run_once(system, senders[system], run, requests)
+                self.save(complete=False)
+
+    async def _warm_up(self, system: str, send) -> None:
+        self.bar.set_postfix_str(f"{system}: warm-up")
+        await asyncio.gather(*(send(r, self.prompt(r)) for r in self._warmup_requests()))
+
+    async def _run_once(self, system: str, send, run: int, requests) -> None:
+        self.bar.set_postfix_str(f"{system}: run {run}")
+        load = os.getloadavg()[0]
+        results, seconds = await drive(
+            send, requests, self.prompt, self.args.request_rate, self.args.max_concurrency,
+            seed=self.spec.seed + run, on_done=lambda: self.bar.update(1),
+        )  # fmt: skip
+        record = serve_report.run_record(results, seconds)
+        self.runs.setdefault(system, []).append({**record, "loadavg_1m": load})
 
     # -- settings ------------------------------------------------------------------------
     def _engine_flags(self, offline: bool) -> dict:
@@ -217,8 +244,11 @@ async def _client(server: servers.Server, backend: str):
         finally:
             await client.close()
         return
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    timeout = httpx.Timeout(None, connect=30.0)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
+    connector = aiohttp.TCPConnector(limit=0)  # a connection per concurrent stream
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0)
+    # read_bufsize: the longest SSE line (the first chunk carries the prompt's token ids)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, read_bufsize=1 << 20
+    ) as http:
         flavor = "transformers" if backend == "transformers" else "protoserve"
         yield OpenAICompletions(server.http_url, server.model, flavor, http, salt)

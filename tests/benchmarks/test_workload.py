@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import socket
 
-import httpx
+import aiohttp
 import pytest
+from aiohttp import web
 
 from benchmarks.clients import OpenAICompletions, RequestResult, drive
 from benchmarks.serve_report import run_record
@@ -96,6 +98,32 @@ def _sse(chunks: list[dict]) -> bytes:
     return b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
 
 
+async def _ask(handler, flavor: str, request: BenchRequest, prompt) -> RequestResult:
+    """One request of OpenAICompletions against a real HTTP server on 127.0.0.1 whose
+    POST /v1/completions is `handler` (an aiohttp.web handler)."""
+    app = web.Application()
+    app.router.add_post("/v1/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = socket.create_server(("127.0.0.1", 0))  # a free port, bound before serving
+    port = sock.getsockname()[1]
+    await web.SockSite(runner, sock).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = OpenAICompletions(f"http://127.0.0.1:{port}", "m", flavor, session)
+            return await client(request, prompt)
+    finally:
+        await runner.cleanup()
+
+
+def _streaming(chunks: list[dict], check=lambda body: None):
+    async def handler(request: web.Request) -> web.Response:
+        check(await request.json())
+        return web.Response(body=_sse(chunks), content_type="text/event-stream")
+
+    return handler
+
+
 def test_openai_client_counts_token_ids_and_times_chunks():
     chunks = [
         {"choices": [{"index": 0, "text": "", "token_ids": [5]}]},
@@ -103,17 +131,8 @@ def test_openai_client_counts_token_ids_and_times_chunks():
         {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 3}},
     ]
     seen = {}
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.update(json.loads(request.content))
-        return httpx.Response(200, content=_sse(chunks))
-
-    async def go() -> RequestResult:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            client = OpenAICompletions("http://test", "m", "protoserve", http)
-            return await client(BenchRequest([1, 2, 3], 3), [1, 2, 3])
-
-    result = asyncio.run(go())
+    handler = _streaming(chunks, seen.update)
+    result = asyncio.run(_ask(handler, "protoserve", BenchRequest([1, 2, 3], 3), [1, 2, 3]))
     assert seen["ignore_eos"] is True and seen["max_tokens"] == 3 and seen["stream"] is True
     assert result.ok and result.output_tokens == 3 and result.prompt_tokens == 3
     assert len(result.chunk_times) == 2 and result.ttft == result.chunk_times[0]
@@ -126,31 +145,19 @@ def test_transformers_flavor_reads_usage_and_disables_eos():
     chunks = [{"choices": [{"text": "a"}]}, {"choices": [{"text": "b"}]},
               {"choices": [{"text": "", "finish_reason": "length"}],
                "usage": {"prompt_tokens": 2, "completion_tokens": 4}}]  # fmt: skip
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        config = json.loads(body["generation_config"])
-        assert config["eos_token_id"] is None and config["min_new_tokens"] == 4
-        assert "ignore_eos" not in body
-        return httpx.Response(200, content=_sse(chunks))
-
-    async def go() -> RequestResult:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            client = OpenAICompletions("http://test", "m", "transformers", http)
-            return await client(BenchRequest([1, 2], 4), " a b")
-
-    result = asyncio.run(go())
+    seen = {}
+    handler = _streaming(chunks, seen.update)
+    result = asyncio.run(_ask(handler, "transformers", BenchRequest([1, 2], 4), " a b"))
+    config = json.loads(seen["generation_config"])
+    assert config["eos_token_id"] is None and config["min_new_tokens"] == 4
+    assert "ignore_eos" not in seen
     assert result.output_tokens == 4 and len(result.chunk_times) == 2
     assert result.tpot is not None
 
 
 def test_http_error_is_recorded_not_raised():
-    transport = httpx.MockTransport(lambda request: httpx.Response(400, json={"error": "bad"}))
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response({"error": "bad"}, status=400)
 
-    async def go() -> RequestResult:
-        async with httpx.AsyncClient(transport=transport) as http:
-            client = OpenAICompletions("http://test", "m", "protoserve", http)
-            return await client(BenchRequest([1], 2), [1])
-
-    result = asyncio.run(go())
+    result = asyncio.run(_ask(refuse, "protoserve", BenchRequest([1], 2), [1]))
     assert not result.ok and "400" in result.error
