@@ -10,9 +10,10 @@
 # neither, so the first CUDA forward pass would fail there. Either keep a -devel base (as
 # above; the home of uid 10001 holds the cache), or install flashinfer's precompiled
 # kernels (its jit-cache / cubin wheels for this CUDA and torch) into the venv.
-# On CPU the paged-decode kernel (engine/attention/csrc) is also built on first use, with
-# gcc, which the slim base lacks: the engine then logs the reason and uses SDPA (slower
-# decode, same results). Add gcc to the final stage to get the kernel.
+# On CPU the paged-decode kernel (engine/attention/csrc) and the fused element-wise ops
+# (engine/models/csrc) are also built on first use, with gcc, which the slim base lacks: the
+# engine then logs the reason and uses SDPA and torch ops (slower decode, same results). Add
+# gcc to the final stage to get them.
 # The build stage installs into /opt/venv and writes the demo model and Envoy's descriptor
 # set (/opt/protoserve/protoserve.binpb, read by deploy/gateway.yaml); the final stage
 # copies those and runs as uid 10001. Commands: serve (default), grpc, bridge.

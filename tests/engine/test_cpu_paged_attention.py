@@ -16,6 +16,7 @@ from engine.attention import _warn_fallback as warn_fallback
 from engine.attention import cpu_kernels, create_backend, default_backend
 from engine.attention.base import AttentionMetadata
 from engine.attention.cpu_kernels import KernelBuildError
+from engine.models import cpu_ops
 
 CPU = torch.device("cpu")
 NO_EOS = VOCAB + 7  # an id no model here emits: HF runs the full length, like ignore_eos
@@ -137,13 +138,15 @@ def test_engine_greedy_tokens_match_transformers(tiny_models, kind: str) -> None
 
 @pytest.fixture
 def fresh_build(tmp_path, monkeypatch):
-    """An empty kernel cache and no memory of an earlier build or warning, restored after."""
+    """An empty kernel cache and no memory of an earlier build (the attention kernel's, the
+    element-wise ops') or warning, restored after."""
     monkeypatch.setenv(native.CACHE_ENV, str(tmp_path))
-    native._build_and_load.cache_clear()
-    warn_fallback.cache_clear()
+    forget = (native._build_and_load, warn_fallback, cpu_ops._library)
+    for cache in forget:
+        cache.cache_clear()
     yield tmp_path
-    native._build_and_load.cache_clear()
-    warn_fallback.cache_clear()
+    for cache in forget:  # later tests build (or load) the real libraries again
+        cache.cache_clear()
 
 
 def test_without_a_compiler_the_engine_falls_back_to_sdpa(fresh_build, monkeypatch, llama):
