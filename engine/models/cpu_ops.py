@@ -37,11 +37,18 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
-def _native(*tensors: torch.Tensor) -> ctypes.CDLL | None:
-    """The library when every tensor is CPU float32 with contiguous rows, else None."""
-    for t in tensors:
-        if t.device.type != "cpu" or t.dtype != torch.float32 or t.stride(-1) != 1:
+def _native(
+    *contiguous: torch.Tensor, strided_rows: tuple[torch.Tensor, ...] = ()
+) -> ctypes.CDLL | None:
+    """The library when every tensor is CPU float32, `contiguous` ones contiguous and
+    `strided_rows` ones with contiguous rows (any row stride); else None."""
+    for t in (*contiguous, *strided_rows):
+        if t.device.type != "cpu" or t.dtype != torch.float32:
             return None
+    if not all(t.is_contiguous() for t in contiguous):
+        return None
+    if not all(t.stride(-1) == 1 for t in strided_rows):
+        return None
     return _library()
 
 
@@ -59,7 +66,7 @@ def add_rms_norm(
     delta [T, d]."""
     operands = (hidden, weight) if delta is None else (hidden, delta, weight)
     lib = _native(*operands)
-    if lib is None or not all(t.is_contiguous() for t in operands):
+    if lib is None:
         if delta is not None:
             hidden.add_(delta)
         return rms_norm(hidden, weight, eps)
@@ -76,8 +83,8 @@ def rotate_half_(
 ) -> None:
     """RoPE in place on the first `heads` heads of each row of x [T, >= heads * head_dim]
     (rows may be strided: q and k at the front of the fused qkv output); cos/sin [T, head_dim]."""
-    lib = _native(x, cos, sin)
-    if lib is None or not (cos.is_contiguous() and sin.is_contiguous()):
+    lib = _native(cos, sin, strided_rows=(x,))
+    if lib is None:
         rows = x[:, : heads * head_dim].view(x.shape[0], heads, head_dim)
         rows.copy_(apply_rotary(rows, cos, sin))
         return
@@ -89,7 +96,7 @@ def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
     """silu(gate) * up for gate_up [T, 2 * inter] holding gate then up."""
     rows, inter = gate_up.shape[0], gate_up.shape[1] // 2
     lib = _native(gate_up)
-    if lib is None or not gate_up.is_contiguous():
+    if lib is None:
         gate, up = gate_up.chunk(2, dim=-1)
         return F.silu(gate) * up
     out = torch.empty(rows, inter, dtype=gate_up.dtype)
