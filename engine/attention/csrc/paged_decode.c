@@ -3,7 +3,7 @@
  * One query token per sequence. For each (sequence, kv head) the GQA group's query heads
  * are scored against the sequence's context a chunk at a time (never crossing a block),
  * with an online softmax, and the weighted V sum is accumulated: nothing is gathered or
- * padded. Parallel with OpenMP over (sequence, slice of its kv heads). head_dim must be a
+ * padded. Parallel with OpenMP over (sequence, kv head). head_dim must be a
  * multiple of 8. GCC C (vector extensions, __builtin_shuffle); built by engine.native,
  * loaded by cpu_kernels.py, which mirrors the argument struct. */
 
@@ -114,8 +114,7 @@ static void weighted_sum(const float *p, const float *v, int64_t ks, int n, int 
 }
 
 /* Ask for the next chunk's K and V rows (width floats each) while this one is computed, into
- * L2 (locality 1): into L1 they would evict the chunk being computed (the two chunks' K and
- * V are 64 KB at 16 tokens x 1 KB rows). */
+ * L2 (locality 1; into L1 they would evict the chunk being computed). */
 static void prefetch_rows(const float *k, const float *v, int64_t ks, int n, int width) {
     for (int j = 0; j < n; j++)
         for (int d = 0; d < width; d += 16) {
@@ -135,61 +134,53 @@ static int64_t chunk_at(const DecodeArgs *a, const int64_t *table, int64_t pos, 
     return (table[pos / bs] * bs + off) * a->num_kv_heads * a->head_dim;
 }
 
-/* Decode i over kv heads [h0, h0 + nh): their query heads are contiguous in q and out. */
-static void attend(const DecodeArgs *a, int64_t i, int h0, int nh) {
-    const int dh = a->head_dim, group = a->num_heads / a->num_kv_heads, nq = nh * group;
+/* Decode i's query heads of kv head h (contiguous in q and out) against that head's keys
+ * and values: each row slice is head_dim floats, so a chunk and the next one's prefetch take
+ * 2 x 16 KB at 16 tokens and head_dim 128. (Items of whole token rows, all kv heads at
+ * once, took ~20 % longer at batch 32 on the small benchmark model: 4 x the footprint.) */
+static void attend(const DecodeArgs *a, int64_t i, int h) {
+    const int dh = a->head_dim, group = a->num_heads / a->num_kv_heads;
     const int64_t ks = (int64_t)a->num_kv_heads * dh; /* between tokens of a block */
     const int64_t ctx = a->context_lens[i], *table = a->block_tables + i * a->bt_stride;
-    float qs[nq * dh], acc[nq * dh], s[nq * CHUNK], m[nq], l[nq];
+    float qs[group * dh], acc[group * dh], s[group * CHUNK], m[group], l[group];
 
-    const float *q = a->q + a->rows[i] * a->q_row_stride + (int64_t)h0 * group * dh;
-    for (int x = 0; x < nq * dh; x++) qs[x] = q[x] * a->scale, acc[x] = 0.f;
-    for (int x = 0; x < nq; x++) m[x] = NEG_BIG, l[x] = 0.f;
+    const float *q = a->q + a->rows[i] * a->q_row_stride + (int64_t)h * group * dh;
+    for (int x = 0; x < group * dh; x++) qs[x] = q[x] * a->scale, acc[x] = 0.f;
+    for (int x = 0; x < group; x++) m[x] = NEG_BIG, l[x] = 0.f;
 
     int64_t pos = (a->window > 0 && ctx > a->window) ? ctx - a->window : 0;
     int n, next_n = 0;
-    int64_t base = chunk_at(a, table, pos, ctx, &n) + (int64_t)h0 * dh;
+    int64_t base = chunk_at(a, table, pos, ctx, &n) + (int64_t)h * dh;
     while (pos < ctx) {
         const int64_t next = pos + n;
         int64_t next_base = 0;
         if (next < ctx) {
-            next_base = chunk_at(a, table, next, ctx, &next_n) + (int64_t)h0 * dh;
-            prefetch_rows(a->k_cache + next_base, a->v_cache + next_base, ks, next_n, nh * dh);
+            next_base = chunk_at(a, table, next, ctx, &next_n) + (int64_t)h * dh;
+            prefetch_rows(a->k_cache + next_base, a->v_cache + next_base, ks, next_n, dh);
         }
-        for (int hh = 0; hh < nh; hh++)
-            score_chunk(qs + hh * group * dh, a->k_cache + base + hh * dh, ks, n, group, dh,
-                        s + hh * group * CHUNK);
-        for (int x = 0; x < nq; x++)
+        score_chunk(qs, a->k_cache + base, ks, n, group, dh, s);
+        for (int x = 0; x < group; x++)
             softmax_update(s + x * CHUNK, n, &m[x], &l[x], acc + x * dh, dh);
-        for (int hh = 0; hh < nh; hh++)
-            weighted_sum(s + hh * group * CHUNK, a->v_cache + base + hh * dh, ks, n, group, dh,
-                         acc + hh * group * dh);
+        weighted_sum(s, a->v_cache + base, ks, n, group, dh, acc);
         pos = next, base = next_base, n = next_n;
     }
 
-    float *o = a->out + (a->rows[i] * a->num_heads + (int64_t)h0 * group) * dh;
-    for (int x = 0; x < nq; x++) {
+    float *o = a->out + (a->rows[i] * a->num_heads + (int64_t)h * group) * dh;
+    for (int x = 0; x < group; x++) {
         const float inv = l[x] > 0.f ? 1.f / l[x] : 0.f;
         for (int d = 0; d < dh; d++) o[x * dh + d] = acc[x * dh + d] * inv;
     }
 }
 
-/* Work items: each decode's kv heads in `parts` slices (each slice reads its rows of every
- * block), as few as give every thread several items: long contexts at small batch still
- * spread over the threads, large batches read whole token rows. Small batches stay on the
- * calling thread: waking the pool would cost more than the work. */
+/* One work item per (decode, kv head). Small batches stay on the calling thread: waking the
+ * pool would cost more than the work. */
 void paged_decode_f32(const DecodeArgs *a, int64_t num_decodes, int num_threads) {
     const int hkv = a->num_kv_heads;
     int64_t keys = 0;
     for (int64_t i = 0; i < num_decodes; i++) keys += a->context_lens[i];
-    int parts = 1;
-    while (parts < hkv && num_decodes * parts < 4 * num_threads)
-        do parts++; while (hkv % parts);
-    const int per = hkv / parts;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(num_threads) \
     if (keys * hkv * a->head_dim >= PARALLEL_MIN_FLOATS)
-    for (int64_t it = 0; it < num_decodes * parts; it++)
-        attend(a, it / parts, (int)(it % parts) * per, per);
+    for (int64_t it = 0; it < num_decodes * hkv; it++) attend(a, it / hkv, (int)(it % hkv));
 }
 
 /* Scatter T new tokens' K and V (rows of row_size floats, any row stride) to their slots. */
