@@ -47,6 +47,15 @@ class GenerationRun:
     def total_tok_s(self) -> float:
         return (self.prompt_tokens + self.output_tokens) / self.seconds
 
+    def merged(self, other: GenerationRun) -> GenerationRun:
+        """This pass and another by the same system over other requests, as one pass."""
+        assert other.system == self.system, (self.system, other.system)
+        return GenerationRun(
+            self.system, self.seconds + other.seconds, self.num_requests + other.num_requests,
+            self.prompt_tokens + other.prompt_tokens, self.output_tokens + other.output_tokens,
+            self.ttft_s + other.ttft_s, {**other.extra, **self.extra},
+        )  # fmt: skip
+
     def as_dict(self) -> dict:
         return {
             **dataclasses.asdict(self),

@@ -70,7 +70,10 @@ class _Bench:
         self._warm_up()
         for run in range(self.args.runs):
             requests = sample_requests(self.spec.for_run(run), self.token_ids)
+            before = self._hf_sequential(run, requests, half=0)
             self._engine_run(run, requests)
+            if before is not None:
+                self._record(before.merged(self._hf_sequential(run, requests, half=1)), "hf")
             self._hf_runs(run, requests)
             self._decode_run(run)
             self._prefix_run(run)
@@ -104,13 +107,22 @@ class _Bench:
         self.peak_kv = max(self.peak_kv, result.extra["peak_kv_blocks_used"])
         self._record(result, "engine")
 
+    def _hf_sequential(self, run: int, requests, half: int) -> GenerationRun | None:
+        """One half of the one-at-a-time baseline's requests: the halves run just before and
+        just after the engine's pass, so that the ratio of the two does not follow this
+        machine's drift from one minute to the next."""
+        if not self.hf:
+            return None
+        self.bar.set_postfix_str(f"run {run}: hf sequential ({half + 1}/2)")
+        subset = requests[: self.args.hf_sequential_requests or len(requests)]
+        middle = (len(subset) + 1) // 2
+        part = subset[:middle] if half == 0 else subset[middle:]
+        return hf_bench.sequential(self.hf["generate"], part, self.bar.update)
+
     def _hf_runs(self, run: int, requests) -> None:
         if not self.hf:
             return
         done = self.bar.update
-        self.bar.set_postfix_str(f"run {run}: hf sequential")
-        subset = requests[: self.args.hf_sequential_requests or len(requests)]
-        self._record(hf_bench.sequential(self.hf["generate"], subset, done), "hf")
         for size in self.args.hf_batch_sizes:
             self.bar.set_postfix_str(f"run {run}: hf static batch {size}")
             self._record(hf_bench.static_batches(self.hf["generate"], requests, size, done), "hf")

@@ -50,3 +50,23 @@ def test_bench_throughput_smoke(model_root: Path, tmp_path: Path):
     assert results["peak_rss_mib"]["process_peak"] > 0 and results["complete"] is True
     assert results["versions"]["torch"] and results["machine"]["usable_cpus"] >= 1
     assert (out / "throughput.png").stat().st_size > 0
+
+
+def test_bench_throughput_with_transformers_baselines(model_root: Path, tmp_path: Path):
+    from service.cli import main
+
+    out = tmp_path / "results"
+    code = main([
+        "bench", "throughput", "--model", "tiny", "--model-root", str(model_root),
+        "--num-requests", "4", "--output-len", "8", "--runs", "1",
+        "--hf-sequential-requests", "3", "--hf-batch-sizes", "2", "--hf-cb-attn",
+        "--decode-batch", "2", "--decode-steps", "1", "--decode-warmup", "1",
+        "--prefix-len", "32", "--kv-cache-memory", "64m", "--out-dir", str(out), "--no-plot",
+    ])  # fmt: skip
+    assert code == 0
+    systems = json.loads((out / "results.json").read_text())["systems"]
+    assert set(systems) == {"engine", "hf_sequential", "hf_static_b2"}
+    # the one-at-a-time baseline runs in two halves around the engine's pass, recorded as one
+    (sequential,) = systems["hf_sequential"]["runs"]
+    assert sequential["num_requests"] == 3 and sequential["output_tokens"] == 3 * 8
+    assert [r["output_tokens"] for r in systems["hf_static_b2"]["runs"]] == [4 * 8]
