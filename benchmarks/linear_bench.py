@@ -1,14 +1,15 @@
 """The floor of a decode step: the model's linear layers alone at a given number of tokens
 (the checkpoint's own weights, `torch.nn.functional.linear` calls in a loop, no attention,
 no norms, no sampling). A decode step can hardly beat this; the ratio of the engine's step
-to it says how much the rest (attention, batching, Python) costs. The sliced-head variant
-computes the LM head as the engine does on the CPU (engine.models.layers.sliced_linear),
-so that ratio leaves the head's speed-up out of the margin."""
+to it says how much the rest (attention, batching, Python) costs. The engine variant
+runs every weight the way the engine does on this device (oneDNN-packed on a float32 CPU),
+so that ratio leaves the engine's faster matmuls out of the margin."""
 
 from __future__ import annotations
 
 import re
 import time
+from functools import partial
 from pathlib import Path
 
 _LINEAR = re.compile(r"model\.layers\.(\d+)\.(self_attn|mlp)\.(\w+_proj)\.weight$")
@@ -37,33 +38,41 @@ def linear_weights(model_dir: Path, dtype, device) -> list:
 
 class LinearPass:
     """One timed pass over every weight at `num_tokens` rows: `F.linear` on each, the LM head
-    too (`sliced_head`: the head the way the engine computes it, in vocabulary slices)."""
+    too; or (`as_engine`) each weight the way the engine computes it on this device: packed
+    for oneDNN on a float32 CPU (engine.models.packed_linear), else `F.linear` with the LM
+    head in vocabulary slices (engine.models.layers.sliced_linear)."""
 
-    def __init__(self, weights: list, num_tokens: int, sliced_head: bool = False) -> None:
-        import torch
-
-        self.weights = weights
-        first = weights[0]
-        self.inputs = {
-            w.shape[1]: torch.randn(num_tokens, w.shape[1], dtype=first.dtype, device=first.device)
-            for w in weights
-        }
-        self.sliced_head = sliced_head
-
-    def __call__(self) -> float:
-        """Seconds of one pass."""
+    def __init__(self, weights: list, num_tokens: int, as_engine: bool = False) -> None:
         import torch
         import torch.nn.functional as F
 
         from engine.models.layers import sliced_linear
+        from engine.models.packed_linear import PackedLinear, can_pack
 
-        *body, head = self.weights
+        first = weights[0]
+        self.device = first.device
+        inputs = {
+            w.shape[1]: torch.randn(num_tokens, w.shape[1], dtype=first.dtype, device=first.device)
+            for w in weights
+        }
+        self.inputs = [inputs[w.shape[1]] for w in weights]
+        *body, head = weights
+        if as_engine and can_pack(first.dtype, first.device):
+            self.layers = [PackedLinear(w, None) for w in weights]
+        elif as_engine:
+            self.layers = [*(partial(F.linear, weight=w) for w in body)]
+            self.layers.append(partial(sliced_linear, weight=head))
+        else:
+            self.layers = [partial(F.linear, weight=w) for w in weights]
+
+    def __call__(self) -> float:
+        """Seconds of one pass."""
+        import torch
+
         begin = time.perf_counter()
         with torch.inference_mode():
-            for weight in body:
-                F.linear(self.inputs[weight.shape[1]], weight)
-            x = self.inputs[head.shape[1]]
-            sliced_linear(x, head) if self.sliced_head else F.linear(x, head)
-            if head.device.type == "cuda":
+            for layer, x in zip(self.layers, self.inputs, strict=True):
+                layer(x)
+            if self.device.type == "cuda":
                 torch.cuda.synchronize()
         return time.perf_counter() - begin

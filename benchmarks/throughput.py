@@ -148,8 +148,8 @@ class _Bench:
             )
         baselines = {
             "linear_s": linear_bench.LinearPass(self.linear_weights, args.decode_batch),
-            "linear_sliced_head_s": linear_bench.LinearPass(
-                self.linear_weights, args.decode_batch, sliced_head=True
+            "linear_engine_s": linear_bench.LinearPass(
+                self.linear_weights, args.decode_batch, as_engine=True
             ),
         }
         measured = engine_bench.decode_step_times(

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from engine.attention.base import AttentionBackend
 from engine.errors import UnsupportedModel
 from engine.models import fallback_class, model_class, use_native
+from engine.models.packed_linear import pack_linears
 
 log = structlog.get_logger(__name__)
 
@@ -110,6 +111,8 @@ def load_model(
         device=str(device),
         seconds=round(time.monotonic() - started, 2),
     )
+    if native:
+        pack_linears(model)
     return model
 
 

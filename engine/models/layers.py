@@ -33,6 +33,13 @@ def sliced_linear(
     return out
 
 
+class SlicedLinear(nn.Linear):
+    """nn.Linear computed by sliced_linear (for the wide projections)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sliced_linear(x, self.weight, self.bias)
+
+
 class RMSNorm(nn.Module):
     """Root-mean-square norm, computed in float32 like the reference implementation."""
 
@@ -54,9 +61,8 @@ class GatedMLP(nn.Module):
 
     def __init__(self, hidden: int, intermediate: int, bias: bool, dtype: torch.dtype) -> None:
         super().__init__()
-        self.gate_up_proj = nn.Linear(hidden, 2 * intermediate, bias=bias, dtype=dtype)
+        self.gate_up_proj = SlicedLinear(hidden, 2 * intermediate, bias=bias, dtype=dtype)
         self.down_proj = nn.Linear(intermediate, hidden, bias=bias, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate_up = sliced_linear(x, self.gate_up_proj.weight, self.gate_up_proj.bias)
-        return self.down_proj(silu_mul(gate_up))
+        return self.down_proj(silu_mul(self.gate_up_proj(x)))

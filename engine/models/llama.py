@@ -18,7 +18,7 @@ from torch import nn
 from engine.attention.base import AttentionBackend, AttentionMetadata, KVCache
 from engine.errors import UnsupportedModel
 from engine.models.cpu_ops import rotate_half_
-from engine.models.layers import GatedMLP, RMSNorm, sliced_linear
+from engine.models.layers import GatedMLP, RMSNorm, SlicedLinear, sliced_linear
 from engine.models.rotary import RotaryEmbedding, rope_parameters
 from engine.models.weights import FusedWeightLoader
 
@@ -164,9 +164,9 @@ class LlamaForCausalLM(nn.Module):
             LlamaDecoderLayer(args, i, backend, dtype) for i in range(args.num_layers)
         )
         self.norm = RMSNorm(args.hidden_size, args.rms_norm_eps, dtype)
-        self.lm_head = None
+        self.lm_head = self.tied_head = None  # tied_head: see engine.models.packed_linear
         if not args.tie_word_embeddings:
-            self.lm_head = nn.Linear(args.hidden_size, args.vocab_size, bias=False, dtype=dtype)
+            self.lm_head = SlicedLinear(args.hidden_size, args.vocab_size, bias=False, dtype=dtype)
         self.rotary = RotaryEmbedding(args.head_dim, args.max_position_embeddings, args.rope)
         # What the engine sizes the KV cache and validates requests with:
         self.num_layers, self.num_kv_heads, self.head_dim = (
@@ -201,8 +201,12 @@ class LlamaForCausalLM(nn.Module):
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden [N, hidden] -> logits [N, vocab]."""
-        weight = self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
-        return sliced_linear(hidden, weight)
+        head = self.lm_head or self.tied_head
+        return sliced_linear(hidden, self.embed_tokens.weight) if head is None else head(hidden)
+
+    def tied_head_weight(self) -> torch.Tensor | None:
+        """The LM head's weight where it is the token embedding's."""
+        return self.embed_tokens.weight if self.lm_head is None else None
 
     def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:
         """Copy Hugging Face tensors into our parameters; returns the fully loaded names."""

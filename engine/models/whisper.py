@@ -207,6 +207,7 @@ class WhisperForConditionalGeneration(nn.Module):
         self.encoder = WhisperEncoder(args, dtype)
         self.decoder = WhisperDecoder(args, dtype)
         self.backend = backend
+        self.tied_head = None  # see engine.models.packed_linear
         # What the engine sizes the KV cache (decoder self-attention) and validates with:
         self.num_layers = args.decoder_layers
         self.num_kv_heads = args.decoder_heads
@@ -259,7 +260,12 @@ class WhisperForConditionalGeneration(nn.Module):
 
     def compute_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden [N, d] -> logits [N, vocab] (proj_out is tied to the token embedding)."""
-        return sliced_linear(hidden, self.decoder.embed_tokens.weight)
+        if self.tied_head is not None:
+            return self.tied_head(hidden)
+        return sliced_linear(hidden, self.tied_head_weight())
+
+    def tied_head_weight(self) -> torch.Tensor:
+        return self.decoder.embed_tokens.weight
 
     def constrain_logits(self, logits: torch.Tensor, rows: list[DecodeRow | None]) -> None:
         """Whisper's decoding rules for the sampling rows, in place (whisper_decoding)."""

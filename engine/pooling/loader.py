@@ -15,6 +15,7 @@ from torch import nn
 
 from engine.errors import UnsupportedModel
 from engine.loader import Checkpoint, safetensors_files
+from engine.models.packed_linear import pack_linears
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +58,8 @@ def load_pooling_model(
         dtype=str(dtype).removeprefix("torch."),
         seconds=round(time.monotonic() - started, 2),
     )
+    if native:
+        pack_linears(model)
     return model
 
 

@@ -42,8 +42,8 @@ def test_bench_throughput_smoke(model_root: Path, tmp_path: Path):
     assert set(results["systems"]) == {"engine"}
     assert results["decode_step"]["batch_sizes_seen"] == [4]
     run = results["decode_step"]["runs"][0]
-    assert len(run["linear_s"]) == len(run["linear_sliced_head_s"]) == len(run["step_s"]) == 2
-    assert results["decode_step"]["ratio_sliced_head"] > 0
+    assert len(run["linear_s"]) == len(run["linear_engine_s"]) == len(run["step_s"]) == 2
+    assert results["decode_step"]["ratio_engine"] > 0
     assert results["prefix_cache"]["runs"][0]["prompt_tokens"] == 64 + 16
     kv = results["kv_cache"]
     assert kv["all_free_at_end"] and kv["integrity"] == "ok" and kv["peak_used_blocks"] > 0
