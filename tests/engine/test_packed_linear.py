@@ -10,7 +10,7 @@ from parity_helpers import build_tiny, make_engine_with
 from torch import nn
 
 from engine.models.layers import GatedMLP
-from engine.models.packed_linear import PackedLinear, can_pack, pack_linears
+from engine.models.packed_linear import PackedLinear, can_pack, pack_linears, padded_rows
 
 needs_onednn = pytest.mark.skipif(
     not can_pack(torch.float32, torch.device("cpu")), reason="this torch has no oneDNN"
@@ -18,10 +18,11 @@ needs_onednn = pytest.mark.skipif(
 
 
 @needs_onednn
-@pytest.mark.parametrize("shape", [(1, 96), (7, 96), (32, 96), (300, 96), (2, 5, 96)])
+@pytest.mark.parametrize("shape", [(1, 96), (7, 96), (17, 96), (32, 96), (300, 96), (3, 7, 96)])
 @pytest.mark.parametrize("with_bias", [False, True])
 def test_packed_linear_equals_f_linear(shape, with_bias) -> None:
-    """Any number of rows (decode, prefill, a leading batch dim), with or without bias."""
+    """Any number of rows (decode, prefill, a leading batch dim; 17, 300 and 21 rows run
+    padded), with or without bias."""
     g = torch.Generator().manual_seed(len(shape) + shape[0])
     x = torch.randn(*shape, generator=g)
     weight = torch.randn(200, 96, generator=g)
@@ -30,6 +31,14 @@ def test_packed_linear_equals_f_linear(shape, with_bias) -> None:
         y = PackedLinear(weight, bias)(x)
     assert y.shape == (*shape[:-1], 200)
     torch.testing.assert_close(y, F.linear(x, weight, bias), atol=1e-5, rtol=1e-5)
+
+
+def test_padded_rows_are_few_and_close() -> None:
+    """Few distinct row counts (one oneDNN primitive each), never more than 1/8 extra."""
+    sizes = [padded_rows(rows) for rows in range(1, 4097)]
+    assert sizes[:16] == list(range(1, 17)) and padded_rows(17) == 18 and padded_rows(33) == 36
+    assert all(rows <= size <= rows * 9 / 8 for rows, size in enumerate(sizes, start=1))
+    assert len(set(sizes)) == 15 + 8 * 8 + 1  # exact below 16, 8 per octave, 4,096
 
 
 @needs_onednn
