@@ -12,6 +12,8 @@ from engine.models.cpu_ops import add_rms_norm, rms_norm, silu_mul
 # gate/up): MKL runs x @ W^T for a ~32k-row W at ~60% of the speed it reaches on 1k-row
 # slices of it, and a 4k-row W ~20% slower (2 threads, 4-256 rows of x; measured with
 # benchmarks/linear_bench.py and in decode steps). One row of x is a GEMV, as fast whole.
+# (Float32 CPU models run packed oneDNN weights instead, engine.models.packed_linear; this
+# serves the other CPU dtypes and a torch without oneDNN.)
 CPU_SLICE_ROWS = 1024
 
 

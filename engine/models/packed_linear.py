@@ -1,8 +1,8 @@
 """Linear layers whose weight is packed once, at load, for oneDNN's matmul (CPU, float32).
 
-On the 2-core AMD EPYC we benchmark on, MKL's sgemm (what `F.linear` runs) reaches a third
-to two thirds of the speed of oneDNN's matmul on a weight reordered into oneDNN's blocked
-layout (benchmarks/linear_bench.py, 2 threads, weights beyond the caches): at 32 rows,
+On the 2-core AMD EPYC we benchmark on, MKL's sgemm (what `F.linear` runs) takes 1.7-3.2x
+as long as oneDNN's matmul on a weight reordered once into oneDNN's blocked layout (2
+threads, weights rotated beyond the caches, medians): at 32 rows,
 768 -> 1,280 took 1,136 vs 657 us, 768 -> 4,096 4,359 vs 1,546 (2,512 sliced), 2,048 -> 768
 1,709 vs 786, the 32k-row LM head 31.1 vs 9.8 ms (18.4 sliced); one row and 512 rows gain
 too. Outputs agree with `F.linear` to ~1e-6 relative (the order of accumulation).
