@@ -60,7 +60,7 @@ class LinearPass:
         if as_engine and can_pack(first.dtype, first.device):
             self.layers = [PackedLinear(w, None) for w in weights]
         elif as_engine:
-            self.layers = [*(partial(F.linear, weight=w) for w in body)]
+            self.layers = [partial(F.linear, weight=w) for w in body]
             self.layers.append(partial(sliced_linear, weight=head))
         else:
             self.layers = [partial(F.linear, weight=w) for w in weights]

@@ -85,8 +85,8 @@ def pack_linears(model: nn.Module) -> int:
     """Swap every nn.Linear of `model` for a PackedLinear, in place, and pack its tied LM
     head (`model.tied_head_weight()`, when the model has one) into `model.tied_head`.
     Returns how many weights were packed; 0 where packing does not apply."""
-    params = list(model.parameters())
-    if not params or not can_pack(params[0].dtype, params[0].device):
+    first = next(model.parameters(), None)
+    if first is None or not can_pack(first.dtype, first.device):
         return 0
     packed = 0
     for module in list(model.modules()):
