@@ -38,6 +38,7 @@ from service.servicers.responses import ResponsesServicer
 from service.servicers.scoring import ScoringServicer
 from service.servicers.tokenizer import TokenizerServicer
 from service.tls import server_credentials
+from service.torch_threads import run_in_own_thread
 
 log = structlog.get_logger(__name__)
 
@@ -160,11 +161,12 @@ class Service:
         return service
 
     async def load_models(self) -> None:
-        """Load every configured model (in a worker thread), then report SERVING."""
+        """Load every configured model (on a thread of its own: see service.torch_threads),
+        then report SERVING."""
         from service.loading import load_model
 
         for spec in self.config.models:
-            model = await asyncio.to_thread(
+            model = await run_in_own_thread(
                 load_model,
                 spec,
                 self.config.engine,

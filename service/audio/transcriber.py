@@ -12,7 +12,6 @@ yielded pieces always concatenate to `transcript.text`."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ from service.audio.segments import Segment, compression_ratio, split_window
 from service.audio.speech_model import DecoderPrompt, SpeechModel
 from service.detokenizer import IncrementalDetokenizer
 from service.registry import ServedModel
+from service.torch_threads import run_in_own_thread
 
 log = structlog.get_logger(__name__)
 
@@ -97,7 +97,7 @@ class Transcription:
         started = time.monotonic()
         outcome = "cancelled"
         try:
-            features = await asyncio.to_thread(log_mel, self.speech.feature_extractor, self.audio)
+            features = await run_in_own_thread(log_mel, self.speech.feature_extractor, self.audio)
             async for text in self._transcribe(features):
                 yield text
             outcome = "done"
