@@ -3,13 +3,7 @@
 The event loop only touches a lock-protected inbox (add/abort) and per-request asyncio
 queues; forward passes run in the step thread. Each step's outputs reach each event loop
 with one call_soon_threadsafe. A consumer that stops iterating (or is cancelled) aborts
-its request, which frees its KV blocks on the step thread's next turn.
-
-A step thread idle for `idle_exit_s` ends, and the next request starts a new one: the
-OpenMP runtime keeps a team of worker threads for every thread that ran a parallel torch
-op, and once a process holds more of them than CPUs it throttles every team's spinning
-(each parallel region then waits for futex wake-ups), so the teams of engines that have
-gone quiet would slow the one that is busy (several models served side by side)."""
+its request, which frees its KV blocks on the step thread's next turn."""
 
 from __future__ import annotations
 
@@ -53,13 +47,9 @@ class _Stream:
     queue: asyncio.Queue[_Item]
 
 
-IDLE_EXIT_S = 2.0  # an idle step thread ends after this long (see the module doc)
-
-
 class AsyncEngine:
-    def __init__(self, engine: LLMEngine, idle_exit_s: float = IDLE_EXIT_S) -> None:
+    def __init__(self, engine: LLMEngine) -> None:
         self.engine = engine
-        self.idle_exit_s = idle_exit_s
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._inbox: list[_Add | _Abort] = []  # guarded by _lock
@@ -70,31 +60,23 @@ class AsyncEngine:
         self._failure_callbacks: list[Callable[[BaseException], None]] = []  # guarded by _lock
         self._stats = engine.stats()  # snapshot, replaced by the step thread
         self._unstepped = 0  # requests added since that snapshot; guarded by _lock
-        self._started = False  # guarded by _lock
-        self._thread: threading.Thread | None = None  # the running step thread; _lock
+        self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
-        """Start stepping (idempotent; callable from any thread)."""
-        with self._lock:
-            self._started = True
-            self._ensure_thread()
+        """Start the step thread (idempotent; callable from any thread)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="engine-step", daemon=True)
+            self._thread.start()
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop the step thread after its current step; in-flight requests fail."""
         with self._wakeup:
             self._stopping = True
-            thread = self._thread
             self._wakeup.notify()
-        if thread is not None:
-            thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
         self._die(EngineDeadError("the engine was shut down"))
-
-    @property
-    def is_stepping(self) -> bool:
-        """Whether a step thread is running (it ends when idle; work starts a new one)."""
-        with self._lock:
-            return self._thread is not None
 
     @property
     def is_dead(self) -> bool:
@@ -187,7 +169,6 @@ class AsyncEngine:
             self._inbox.append(command)
             self._unstepped += 1
             self._wakeup.notify()
-            self._ensure_thread()
         return stream
 
     def _close(self, request_id: str, abort: bool) -> None:
@@ -196,19 +177,11 @@ class AsyncEngine:
             if abort and self._dead is None:
                 self._inbox.append(_Abort(request_id))
                 self._wakeup.notify()
-                self._ensure_thread()
 
     def _submit(self, command: _Add | _Abort) -> None:
         with self._wakeup:
             self._inbox.append(command)
             self._wakeup.notify()
-            self._ensure_thread()
-
-    def _ensure_thread(self) -> None:
-        """Start a step thread if the engine runs and none does. Caller holds _lock."""
-        if self._started and self._thread is None and not self._stopping and self._dead is None:
-            self._thread = threading.Thread(target=self._run, name="engine-step", daemon=True)
-            self._thread.start()
 
     # -- the step thread -----------------------------------------------------------------
     def _run(self) -> None:
@@ -227,27 +200,16 @@ class AsyncEngine:
             log.exception("engine step loop failed", error=repr(exc))
             self._report_failure(exc)  # first: listeners act before the requests fail
             self._die(exc)
-        finally:
-            with self._lock:
-                if self._thread is threading.current_thread():
-                    self._thread = None
 
     def _wait_for_work(self) -> list[_Add | _Abort] | None:
-        """Sleep until there is a command or a request to step; None = end this thread
-        (shut down, or idle for idle_exit_s: it is no longer the running step thread)."""
+        """Sleep until there is a command or a request to step; None = shut down."""
         with self._wakeup:
-            while not self._has_work():
-                if not self._wakeup.wait(self.idle_exit_s) and not self._has_work():
-                    self._thread = None
-                    return None
+            while not (self._stopping or self._inbox or self.engine.has_unfinished_requests()):
+                self._wakeup.wait()
             if self._stopping:
                 return None
             commands, self._inbox = self._inbox, []
             return commands
-
-    def _has_work(self) -> bool:
-        """Caller holds _lock."""
-        return self._stopping or bool(self._inbox) or self.engine.has_unfinished_requests()
 
     def _apply(self, commands: list[_Add | _Abort]) -> list[tuple[str, _Item]]:
         items: list[tuple[str, _Item]] = []

@@ -1,11 +1,9 @@
 """AsyncEngine: streaming through the step thread, parity under concurrency, disconnects
-and aborts freeing KV blocks, engine death, batched delivery, an idle thread that sleeps
-and then ends (the next request starts another)."""
+and aborts freeing KV blocks, engine death, batched delivery, an idle thread that sleeps."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -159,39 +157,6 @@ async def test_idle_step_thread_sleeps(llama_async: AsyncEngine) -> None:
     cpu = time.process_time()
     await asyncio.sleep(0.3)
     assert time.process_time() - cpu < 0.1  # no busy spin
-
-
-def _step_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "engine-step"]
-
-
-async def test_an_idle_step_thread_ends_and_the_next_request_starts_one(llama_eos) -> None:
-    before = len(_step_threads())
-    engine = AsyncEngine(make_engine(llama_eos), idle_exit_s=0.05)
-    await asyncio.sleep(0.1)
-    assert not engine.is_stepping  # nothing steps before start()
-    engine.start()
-    try:
-        for round_ in range(3):
-            outputs = await _collect(engine.generate(f"r{round_}", [5, 6, 7], GREEDY))
-            assert outputs[-1].finished
-            deadline = time.monotonic() + 5.0
-            while engine.is_stepping and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            assert not engine.is_stepping
-            deadline = time.monotonic() + 5.0  # the ended thread is leaving _run
-            while len(_step_threads()) > before and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            assert len(_step_threads()) == before
-        stream = engine.generate("long", [5, 6, 7], ENDLESS)  # a request outlives the wait
-        first = await anext(stream)
-        await asyncio.sleep(0.2)
-        assert engine.is_stepping
-        rest = await _collect(stream)
-        assert sum(len(o.new_token_ids) for o in [first, *rest]) == ENDLESS.max_tokens
-    finally:
-        engine.shutdown()
-    assert not engine.is_stepping
 
 
 async def test_step_failure_kills_the_engine(llama_eos, monkeypatch) -> None:
