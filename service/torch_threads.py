@@ -13,6 +13,7 @@ model). A thread of its own, which exits when the work is done, takes its team w
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -20,30 +21,19 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def run_in_own_thread(fn: Callable[..., T], *args, name: str = "torch-work") -> T:
+async def run_in_own_thread(fn: Callable[..., T], *args) -> T:
     """`await asyncio.to_thread(fn, *args)`, but on a new thread that exits after `fn`.
-    A cancelled caller stops waiting; `fn` still runs to its end (threads cannot be
-    interrupted) and its result is dropped."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if future.cancelled():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
+    A cancelled caller stops waiting; once started, `fn` runs to its end (threads cannot
+    be interrupted) and its result is dropped."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
     def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
         try:
-            result, error = fn(*args), None
+            future.set_result(fn(*args))
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-            result, error = None, exc
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:  # the event loop closed meanwhile: nobody is waiting
-            pass
+            future.set_exception(exc)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return await future
+    threading.Thread(target=run, name="torch-work", daemon=True).start()
+    return await asyncio.wrap_future(future)
